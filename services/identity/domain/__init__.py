@@ -1,0 +1,1 @@
+"""The identity domain: aggregates, events and rules. Plain Python, no I/O."""
