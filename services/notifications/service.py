@@ -166,6 +166,21 @@ class NotificationsService(KernelService):
         """Tell the payer a payment was returned and the bills are open again."""
         handlers.notify(uow, self.mailer, event)
 
+    @consumes("payments", "PaymentChargedBack")
+    def on_payment_charged_back(self, event: Envelope, uow: UnitOfWork) -> None:
+        """Tell the payer a card payment was charged back and the bills are open again."""
+        handlers.notify(uow, self.mailer, event)
+
+    @consumes("payments", "PaymentFailed")
+    def on_payment_failed(self, event: Envelope, uow: UnitOfWork) -> None:
+        """Tell a web payer their payment did not go through."""
+        handlers.notify(uow, self.mailer, event)
+
+    @consumes("payments", "LatePaymentRefunded")
+    def on_late_payment_refunded(self, event: Envelope, uow: UnitOfWork) -> None:
+        """Tell the payer why a payment that came after its checkout closed was refunded."""
+        handlers.notify(uow, self.mailer, event)
+
     @consumes("payments", "AutopayEnrolled")
     def on_autopay_enrolled(self, event: Envelope, uow: UnitOfWork) -> None:
         """Confirm automatic payments are on."""
@@ -174,6 +189,11 @@ class NotificationsService(KernelService):
     @consumes("payments", "AutopayCancelled")
     def on_autopay_cancelled(self, event: Envelope, uow: UnitOfWork) -> None:
         """Confirm automatic payments are off."""
+        handlers.notify(uow, self.mailer, event)
+
+    @consumes("payments", "AutopayChanged")
+    def on_autopay_changed(self, event: Envelope, uow: UnitOfWork) -> None:
+        """Confirm a change to automatic payments (card, email or timing)."""
         handlers.notify(uow, self.mailer, event)
 
     @consumes("payments", "AutopayScheduled")

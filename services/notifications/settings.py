@@ -218,6 +218,7 @@ LINK_PATHS = {
     "account": "/accounts/{account_number}",
     "bill": "/bills/{bill_number}",
     "payments": "/payments",
+    "cart": "/cart",
     "autopay": "/accounts/{account_number}/autopay",
     "address": "/accounts/{account_number}/address",
     "preferences": "/accounts/{account_number}/preferences",

@@ -8,6 +8,7 @@ here sends or records anything.
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
 import logging
 from collections.abc import Callable
 from typing import Any
@@ -248,12 +249,25 @@ def links_restored(e: Envelope, lookup: Lookup, s: Settings) -> list[Draft]:
 # -- billing -------------------------------------------------------------------------------
 
 
+def _historical(d: dict[str, Any], e: Envelope) -> bool:
+    """A bill imported from the legacy system after its due date is history, not news."""
+    if d.get("issued_via") != "import" or not d.get("due_date"):
+        return False
+    try:
+        due = dt.date.fromisoformat(str(d["due_date"])[:10])
+    except ValueError:
+        return False
+    return due < e.occurred_at.date()
+
+
 @trigger("billing", "BillIssued")
 def bill_ready(e: Envelope, lookup: Lookup, s: Settings) -> list[Draft]:
     d = e.data
     account = d.get("account_number")
     if not account:
         return []  # preferences are per utility account; invoices go on paper
+    if _historical(d, e):
+        return []
     context = {
         "bill_number": d["bill_number"],
         "account_number": account,
@@ -323,15 +337,55 @@ def payment_returned(e: Envelope, lookup: Lookup, s: Settings) -> list[Draft]:
     return _reversal("payment_returned", e, lookup, s)
 
 
-@trigger("payments", "AutopayEnrolled")
-def autopay_enrolled(e: Envelope, lookup: Lookup, s: Settings) -> list[Draft]:
+@trigger("payments", "PaymentChargedBack")
+def payment_charged_back(e: Envelope, lookup: Lookup, s: Settings) -> list[Draft]:
+    # To the payer a chargeback and a return look the same: the bills are open again.
+    return _reversal("payment_returned", e, lookup, s)
+
+
+@trigger("payments", "PaymentFailed")
+def payment_failed(e: Envelope, lookup: Lookup, s: Settings) -> list[Draft]:
     d = e.data
+    if d.get("kind") == "autopay":
+        return []  # AutopayChargeFailed tells the resident, with the bill to pay
+    payment = lookup.payment(d.get("payment_id"))
+    to = d.get("email") or (payment["email"] if payment else None)
+    if not to:
+        return []
     context = {
+        "reason": d.get("reason"),
+        "amount": payment["amount_total"] if payment else None,
+        "action_url": s.link("cart"),
+    }
+    return [Draft("payment_failed", to, context)]
+
+
+@trigger("payments", "LatePaymentRefunded")
+def late_payment_refunded(e: Envelope, lookup: Lookup, s: Settings) -> list[Draft]:
+    d = e.data
+    if not d.get("email"):
+        return []
+    context = {"amount": d.get("amount"), "reason": d.get("reason")}
+    return [Draft("late_payment_refunded", d["email"], context)]
+
+
+def _autopay_context(d: dict[str, Any], s: Settings) -> dict[str, Any]:
+    return {
         "account_number": d["account_number"],
         "card": d.get("card") or (f"ending {d['card_last4']}" if d.get("card_last4") else None),
+        "days_before": d.get("days_before"),
         "action_url": s.link("autopay", account_number=d["account_number"]),
     }
-    return _to_account_or_email("autopay_enrolled", d, lookup, context)
+
+
+@trigger("payments", "AutopayEnrolled")
+def autopay_enrolled(e: Envelope, lookup: Lookup, s: Settings) -> list[Draft]:
+    return _to_account_or_email("autopay_enrolled", e.data, lookup, _autopay_context(e.data, s))
+
+
+@trigger("payments", "AutopayChanged")
+def autopay_changed(e: Envelope, lookup: Lookup, s: Settings) -> list[Draft]:
+    return _to_account_or_email("autopay_changed", e.data, lookup, _autopay_context(e.data, s))
 
 
 @trigger("payments", "AutopayCancelled")

@@ -265,7 +265,7 @@ def test_a_notice_for_a_user_not_known_yet_is_parked_and_sent_when_retried(
 # -- billing: paperless --------------------------------------------------------------------
 
 
-def bill(world, account: str, number: str | None = None):
+def bill(world, account: str, number: str | None = None, **extra):
     number = number or str(uuid.uuid4().int % 10**6)
     return world.emit(
         "billing",
@@ -283,6 +283,7 @@ def bill(world, account: str, number: str | None = None):
             "penalty": "0.00",
             "total": "127.11",
             "balance_due": "127.11",
+            **extra,
         },
         f"bill-{number}",
     )
@@ -563,3 +564,82 @@ def test_a_rejection_says_why_and_email_notices_off_silences_address_notices(wor
     world.handled(quiet, "on_address_change_rejected")
     assert len(world.svc.messages_to(email)) == 1
     assert len(world.mail_to(email)) == 1
+
+
+def test_a_legacy_bill_imported_after_its_due_date_is_not_announced(world):
+    account = world.account()
+    user_id, email = world.user()
+    world.link(user_id, account)
+    world.prefs(account, paperless=True, email_notices=True)
+    history = bill(world, account, issued_via="import")  # due 2017-01-23
+    world.handled(history, "on_bill_issued")
+    current = bill(world, account, issued_via="import", due_date="2099-01-23")
+    message = world.one_mail_to(email, "the current imported bill")
+    assert current.data["bill_number"] in message["Subject"]
+    assert [m["kind"] for m in world.svc.messages_to(email)] == ["bill_ready"]
+
+
+def test_a_failed_web_payment_is_told_but_an_autopay_failure_is_left_to_its_own_notice(world):
+    payer = unique_email("declined")
+    autopay_failure = world.emit(
+        "payments",
+        "PaymentFailed",
+        {"payment_id": uuid.uuid4().hex, "kind": "autopay", "reason": "Declined", "email": payer},
+        f"payment-{uuid.uuid4().hex}",
+    )
+    world.handled(autopay_failure, "on_payment_failed")
+    world.emit(
+        "payments",
+        "PaymentFailed",
+        {
+            "payment_id": uuid.uuid4().hex,
+            "kind": "web",
+            "reason": "The card was declined.",
+            "reason_code": "card_declined",
+            "email": payer,
+        },
+        f"payment-{uuid.uuid4().hex}",
+    )
+    message = world.one_mail_to(payer, "the declined notice")
+    assert message["Subject"] == "Your payment to City of Pleasanton (demo) did not go through"
+    assert "The card was declined." in text_of(message)
+    assert links_in(message) == [f"{PUBLIC_URL}/cart"]
+
+
+def test_a_late_payment_refund_and_a_chargeback_are_explained(world):
+    late = unique_email("late")
+    world.emit(
+        "payments",
+        "LatePaymentRefunded",
+        {
+            "payment_id": uuid.uuid4().hex,
+            "amount": "127.11",
+            "reason": "the checkout had expired",
+            "email": late,
+        },
+        f"payment-{uuid.uuid4().hex}",
+    )
+    refund = world.one_mail_to(late, "the late payment refund")
+    assert "$127.11" in text_of(refund) and "refunded it in full" in text_of(refund)
+
+    payer = unique_email("chargeback")
+    payment = paid(world, email=payer)
+    world.one_mail_to(payer, "the receipt")
+    world.emit(
+        "payments",
+        "PaymentChargedBack",
+        {"payment_id": payment.data["payment_id"], "amount": "261.57", "reason": "disputed"},
+        payment.stream_id,
+    )
+    wait_for(lambda: len(world.mail_to(payer)) == 2, what="the chargeback notice")
+    notice = [m for m in world.mail_to(payer) if "returned" in m["Subject"]][0]
+    assert "disputed" in text_of(notice) and "open again" in text_of(notice)
+
+
+def test_a_change_to_autopay_is_confirmed(world):
+    account = world.account()
+    email = unique_email("autopay-change")
+    autopay(world, "AutopayChanged", account, email, card_last4="4242", days_before=5)
+    message = world.one_mail_to(email, "the autopay change")
+    assert message["Subject"] == f"Automatic payments changed for account {account}"
+    assert "ending 4242" in text_of(message) and "5 days before" in text_of(message)

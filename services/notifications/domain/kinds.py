@@ -87,6 +87,15 @@ KINDS: dict[str, Kind] = {
             action="Pay your bills",
         ),
         Kind(
+            "payment_failed",
+            "Your payment to {{ city.name }} did not go through",
+            action="Try again",
+        ),
+        Kind(
+            "late_payment_refunded",
+            "Your late payment to {{ city.name }} was refunded",
+        ),
+        Kind(
             "autopay_enrolled",
             "Automatic payments are on for account {{ account_number }}",
             EMAIL_NOTICES,
@@ -95,6 +104,12 @@ KINDS: dict[str, Kind] = {
         Kind(
             "autopay_cancelled",
             "Automatic payments are off for account {{ account_number }}",
+            EMAIL_NOTICES,
+            action="Manage automatic payments",
+        ),
+        Kind(
+            "autopay_changed",
+            "Automatic payments changed for account {{ account_number }}",
             EMAIL_NOTICES,
             action="Manage automatic payments",
         ),
