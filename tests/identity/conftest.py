@@ -402,11 +402,26 @@ class Rigs:
                 testing.drop_database(self.pg_base, db_url)
 
 
+_RUNNING: list[Rigs] = []
+
+
 @pytest.fixture(scope="session")
 def rigs(amqp_uri, smtp, oidc_provider, pg_base, tmp_path_factory):
     manager = Rigs(amqp_uri, smtp, oidc_provider, pg_base, tmp_path_factory)
+    _RUNNING.append(manager)
     yield manager
     manager.stop()
+    _RUNNING.remove(manager)
+
+
+def pytest_runtest_teardown(item: Any, nextitem: Any) -> None:
+    """Stop the shared services after the last identity test, not at the end of the session:
+    their notifications container shares the session's vhost and would answer the RPCs and
+    take the events meant for the notifications tests that follow."""
+    here = str(Path(__file__).parent)
+    if nextitem is None or not str(nextitem.path).startswith(here):
+        for manager in _RUNNING:
+            manager.stop()
 
 
 @pytest.fixture(scope="module")
