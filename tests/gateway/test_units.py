@@ -121,3 +121,35 @@ def test_session_cache_drops_by_session_and_user():
     assert cache.get("k1") is None and cache.get("k2")
     cache.drop_user("ana")
     assert cache.get("k2") is None
+
+
+def test_static_files_have_their_type_and_cache_and_pages_get_the_shell(tmp_path):
+    from werkzeug.test import EnvironBuilder
+    from werkzeug.wrappers import Request
+
+    from services.gateway import static
+    from services.gateway.problems import Problem
+
+    (tmp_path / "static" / "js").mkdir(parents=True)
+    (tmp_path / "static" / "js" / "app.js").write_text("export const x = 1;\n")
+    (tmp_path / "index.html").write_text("<!DOCTYPE html><title>shell</title>")
+    (tmp_path / "favicon.svg").write_text("<svg/>")
+    settings = Settings.from_config({"WEB_DIR": str(tmp_path)})
+
+    def get(path, **headers):
+        return static.serve(
+            Request(EnvironBuilder(path=path, headers=headers).get_environ()), settings
+        )
+
+    js = get("/static/js/app.js")
+    assert js.headers["Content-Type"] == "text/javascript; charset=utf-8"
+    assert js.headers["Cache-Control"] == "public, max-age=3600"
+    assert get("/static/js/app.js", **{"If-None-Match": js.headers["ETag"]}).status_code == 304
+    assert get("/favicon.svg").headers["Content-Type"] == "image/svg+xml"
+    shell = get("/accounts/28624/bills")
+    assert b"shell" in shell.get_data() and shell.headers["Cache-Control"] == "no-cache"
+    assert b"root:" not in get("/static/../../etc/passwd").get_data()  # normalized: the shell
+    for missing in ("/static/js/none.js", "/static/../../etc/hosts.txt", "/x.png"):
+        with pytest.raises(Problem) as caught:
+            get(missing)
+        assert caught.value.status == 404
