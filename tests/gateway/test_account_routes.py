@@ -204,6 +204,9 @@ def test_preferences_address_changes_and_autopay(make_resident):
     autopay = resident.get("/api/v1/accounts/28624/autopay").json()
     assert autopay["status"] in ("none", "cancelled", "active")
     problem(resident.put("/api/v1/accounts/28624/autopay", {}), 422)
+    not_enrolled = resident.delete("/api/v1/accounts/28624/autopay")
+    assert 400 <= not_enrolled.status_code < 500
+    problem(not_enrolled, not_enrolled.status_code)
     setup = resident.post("/api/v1/accounts/28624/autopay/card-setups")
     assert setup.status_code == 201, setup.text
     assert setup.json()["setup_url"].startswith("http")

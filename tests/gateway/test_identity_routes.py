@@ -247,3 +247,15 @@ def test_external_sign_in_with_the_test_provider(stack, client):
     assert done.status_code == 201, done.text
     assert done.json()["user"]["email"] == f"{subject}@example.org"
     assert client.get("/api/v1/me").status_code == 200
+
+
+def test_registration_challenge_and_legacy_claims(stack, make_resident, client):
+    challenge = client.get("/api/v1/registrations/challenge")
+    assert challenge.status_code == 200
+    assert {"challenge_id", "question"} <= set(challenge.json())
+    resident = make_resident()
+    assert resident.get("/api/v1/me/legacy-matches").json() == {"matches": []}
+    claimed = resident.post("/api/v1/me/legacy-claims", {"legacy_ids": []})
+    assert claimed.status_code == 200, claimed.text
+    assert claimed.json()["restored"] == []
+    problem(resident.post("/api/v1/me/legacy-claims", {"legacy_ids": "all"}), 422)

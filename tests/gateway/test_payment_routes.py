@@ -217,3 +217,19 @@ def test_webhooks_with_bad_signatures_are_400(client):
     problem(forged, 400)
     huge = client.post("/api/v1/webhooks/processor", data="x" * 300_000)
     problem(huge, 413)
+
+
+def test_autopay_enrolled_with_a_card_saved_on_the_processor_page(stack, make_resident):
+    resident = make_resident(link=("55956", "493233"))
+    setup = resident.post("/api/v1/accounts/55956/autopay/card-setups").json()
+    saved = HostedPage(setup["setup_url"]).submit("4242424242424242")
+    assert saved.status_code == 303
+    back = HostedPage.outcome(saved)
+    assert saved.headers["Location"].startswith(f"{stack.base_url}/accounts/55956/autopay")
+    problem(resident.put("/api/v1/accounts/55956/autopay", {"card_token": "tok_forged"}), 422)
+    enrolled = resident.put("/api/v1/accounts/55956/autopay", {"card_token": back["card_token"]})
+    assert enrolled.status_code == 200, enrolled.text
+    assert enrolled.json()["status"] == "active"
+    assert enrolled.json()["card"]["last4"] == "4242"
+    cancelled = resident.delete("/api/v1/accounts/55956/autopay")
+    assert cancelled.status_code == 200 and cancelled.json()["status"] == "cancelled"
