@@ -513,20 +513,36 @@ def running_stack(**options: Any) -> Iterator[Stack]:
         stack.stop()
 
 
+_SHARED: dict[str, list[Any]] = {}
+
+
 def stack_fixture(scope: str = "session", **options: Any) -> Callable[..., Any]:
-    """A pytest fixture yielding a started `Stack`; failures to start fail the tests."""
+    """A pytest fixture yielding a started `Stack`; failures to start fail the tests.
+
+    Fixtures made with the same options share one stack while any of them is in use
+    (tests/gateway and tests/browser in one session start the portal once).
+    """
     import pytest
+
+    key = json.dumps(options, sort_keys=True, default=str)
 
     @pytest.fixture(scope=scope)
     def stack(tmp_path_factory: Any) -> Iterator[Stack]:
-        directory = tmp_path_factory.mktemp("stack")
+        entry = _SHARED.get(key)
+        if entry is None:
+            directory = tmp_path_factory.mktemp("stack")
+            try:
+                started = Stack(directory, **options).start()
+            except (StackError, testing.MissingInfrastructure) as exc:
+                pytest.fail(f"the portal stack did not start: {exc}", pytrace=False)
+            entry = _SHARED[key] = [started, 0]
+        entry[1] += 1
         try:
-            started = Stack(directory, **options).start()
-        except (StackError, testing.MissingInfrastructure) as exc:
-            pytest.fail(f"the portal stack did not start: {exc}", pytrace=False)
-        try:
-            yield started
+            yield entry[0]
         finally:
-            started.stop()
+            entry[1] -= 1
+            if entry[1] == 0:
+                del _SHARED[key]
+                entry[0].stop()
 
     return stack
