@@ -153,3 +153,20 @@ def test_static_files_have_their_type_and_cache_and_pages_get_the_shell(tmp_path
         with pytest.raises(Problem) as caught:
             get(missing)
         assert caught.value.status == 404
+
+
+def test_dev_mail_is_never_served_in_production():
+    from werkzeug.test import EnvironBuilder
+    from werkzeug.wrappers import Request
+
+    from services.gateway import devmail
+    from services.gateway.problems import Problem
+
+    settings = Settings.from_config({"ENV": "production", "GATEWAY_SECRET": "s" * 32})
+    request = Request(EnvironBuilder(path="/dev/mail").get_environ())
+    with pytest.raises(Problem) as caught:
+        devmail.serve(request, settings)
+    assert caught.value.status == 404
+    down = Settings.from_config({"MAILBOX_URL": "http://127.0.0.1:9"})
+    page = devmail.serve(request, down)
+    assert page.status_code == 200 and "not answering" in page.get_data(as_text=True)
