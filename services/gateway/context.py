@@ -64,19 +64,18 @@ class Ctx:
         if not token:
             return
         key = security.token_key(token)
-        auth = self.runtime.sessions.get(key)
-        if auth is None:
-            try:
-                auth = self.services.identity.authenticate(token)
-            except MuniportalError as exc:
-                if exc.kind != "unauthorized":
-                    raise
-                if self.session_from_cookie:
-                    self.clear_session_cookies()
-                    self.session_from_cookie = False
-                    return  # a stale cookie is "not signed in", not an error
+        try:
+            auth = self.runtime.sessions.get_or_load(
+                key, lambda: self.services.identity.authenticate(token)
+            )
+        except MuniportalError as exc:
+            if exc.kind != "unauthorized":
                 raise
-            self.runtime.sessions.put(key, auth)
+            if self.session_from_cookie:
+                self.clear_session_cookies()
+                self.session_from_cookie = False
+                return  # a stale cookie is "not signed in", not an error
+            raise
         self.auth = auth
         self.token = token
         self.services.set_context(actor=f"user:{auth['user_id']}")

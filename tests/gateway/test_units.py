@@ -170,3 +170,31 @@ def test_dev_mail_is_never_served_in_production():
     down = Settings.from_config({"MAILBOX_URL": "http://127.0.0.1:9"})
     page = devmail.serve(request, down)
     assert page.status_code == 200 and "not answering" in page.get_data(as_text=True)
+
+
+def test_concurrent_misses_share_one_load():
+    import eventlet
+
+    from services.gateway.cache import Flights
+
+    flights = Flights()
+    calls = []
+
+    def load():
+        calls.append(1)
+        eventlet.sleep(0.05)
+        return {"n": len(calls)}
+
+    threads = [eventlet.spawn(flights.run, "k", load) for _ in range(20)]
+    assert [t.wait() for t in threads] == [{"n": 1}] * 20
+    assert len(calls) == 1
+
+    def fail():
+        eventlet.sleep(0.01)
+        raise RuntimeError("billing down")
+
+    failing = [eventlet.spawn(flights.run, "k", fail) for _ in range(3)]
+    for thread in failing:
+        with pytest.raises(RuntimeError):
+            thread.wait()
+    assert flights.run("k", lambda: "fresh") == "fresh"
