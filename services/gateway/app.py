@@ -101,9 +101,12 @@ class Runtime:
         ctx = Ctx(self, request, services, rid)
         try:
             result = self._run(route, ctx, args)
+            response = result if isinstance(result, Response) else self._json(route, result)
         except MuniportalError as exc:
-            raise self._problem(exc, ctx) from None
-        response = result if isinstance(result, Response) else self._json(route, result)
+            response = problems.response(self._problem(exc, ctx), rid)
+        except Problem as problem:
+            response = problems.response(problem, rid)
+        # Set even on errors: a stale session cookie is cleared with its 401.
         response.headers.setdefault("Cache-Control", "no-store")
         for cookie in ctx.cookies:
             response.set_cookie(**cookie)
@@ -137,8 +140,8 @@ class Runtime:
 
     def _check_origin(self, request: Request) -> None:
         origin = request.headers.get("Origin")
-        if not origin or origin == "null":
-            return
+        if not origin:
+            return  # not a browser, or a same-origin request of an older one
         allowed = {self._origin(self.settings.public_url), self._origin(request.host_url)}
         if self._origin(origin) not in allowed:
             raise Problem(403, "Cross-site requests are not allowed.", code="cross_origin")

@@ -183,3 +183,18 @@ def test_bearer_clients_need_no_csrf_but_cookie_clients_do(stack, resident):
     )
     assert response.status_code == 201, response.text
     assert resident.get("/api/v1/me").json()["csrf_token"] == resident.csrf
+
+
+def test_a_stale_session_cookie_is_cleared_with_its_401(client):
+    client.http.cookies.set("mp_session", "no-such-session-token")
+    response = client.get("/api/v1/me")
+    problem(response, 401)
+    assert "mp_session=;" in response.headers["Set-Cookie"]
+    assert "Max-Age=0" in response.headers["Set-Cookie"]
+
+
+def test_an_opaque_origin_is_cross_site(client):
+    response = client.post(
+        "/api/v1/sessions", {"login": "x", "password": "y"}, headers={"Origin": "null"}
+    )
+    assert problem(response, 403)["code"] == "cross_origin"
