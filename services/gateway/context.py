@@ -92,21 +92,23 @@ class Ctx:
             self.services.set_context(actor=f"guest:{self.guest['g']}")
 
     def _check_csrf(self) -> None:
+        # The credential the request acts with: the session when signed in (a guest
+        # cookie beside it only adds the accounts looked up), else the guest token.
+        if self.token and not self.session_from_cookie:
+            return  # a bearer token: a browser never sends one by itself
+        if self.session_from_cookie:
+            credential = self.token
+        elif self.guest_from_cookie:
+            credential = self.request.cookies.get(security.GUEST_COOKIE)
+        else:
+            return  # bearer or guest header: no ambient credential to forge
         presented = self.request.headers.get("X-CSRF-Token")
-        for used, credential in (
-            (self.session_from_cookie, self.token),
-            (self.guest_from_cookie, self.request.cookies.get(security.GUEST_COOKIE)),
-        ):
-            if (
-                used
-                and credential
-                and not security.csrf_ok(self.settings.secret, credential, presented)
-            ):
-                raise Problem(
-                    403,
-                    "The X-CSRF-Token header is missing or does not match this session.",
-                    code="csrf_failed",
-                )
+        if not credential or not security.csrf_ok(self.settings.secret, credential, presented):
+            raise Problem(
+                403,
+                "The X-CSRF-Token header is missing or does not match this session.",
+                code="csrf_failed",
+            )
 
     # -- cart owner ----------------------------------------------------------------------
 
@@ -164,9 +166,11 @@ class Ctx:
         self._cookie(security.SESSION_COOKIE, token, max_age=max_age)
         self._cookie(security.CSRF_COOKIE, csrf, http_only=False, max_age=max_age)
 
-    def clear_session_cookies(self) -> None:
+    def clear_session_cookies(self, guest_too: bool = False) -> None:
         self._cookie(security.SESSION_COOKIE, "", max_age=0)
         self._cookie(security.CSRF_COOKIE, "", http_only=False, max_age=0)
+        if guest_too:
+            self._cookie(security.GUEST_COOKIE, "", max_age=0)
 
     def csrf_token(self) -> str | None:
         return security.csrf_token(self.settings.secret, self.token) if self.token else None

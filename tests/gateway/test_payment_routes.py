@@ -233,3 +233,29 @@ def test_autopay_enrolled_with_a_card_saved_on_the_processor_page(stack, make_re
     assert enrolled.json()["card"]["last4"] == "4242"
     cancelled = resident.delete("/api/v1/accounts/55956/autopay")
     assert cancelled.status_code == 200 and cancelled.json()["status"] == "cancelled"
+
+
+def test_a_signed_in_resident_can_quick_pay_another_account(stack, make_resident):
+    (bill,) = stack.issue_bills("45469", "7.00")
+    resident = make_resident(link=("28624", "405583"))
+    found = wait_for(
+        lambda: (
+            (
+                r := resident.post(
+                    "/api/v1/quick-pay/lookups",
+                    {"account_number": "45469", "customer_id": "448598"},
+                ).json()
+            )
+            and bill in {b["bill_number"] for b in r.get("bills", [])}
+            and r
+        ),
+        timeout=20,
+        what="the imported bill in quick pay",
+    )
+    assert resident.http.cookies.get("mp_guest") and found["guest_token"]
+    # The session's CSRF token is the one that counts while signed in.
+    added = resident.post("/api/v1/cart/items", {"bill_number": bill})
+    assert added.status_code == 201, added.text
+    assert added.json()["owner"] == f"user:{resident.user_id}"
+    assert resident.delete("/api/v1/sessions/current").status_code == 204
+    assert not resident.http.cookies.get("mp_guest")

@@ -135,7 +135,7 @@ def sign_out(ctx):
 
     ctx.services.identity.sign_out(ctx.token)
     ctx.runtime.sessions.drop(security.token_key(ctx.token))
-    ctx.clear_session_cookies()
+    ctx.clear_session_cookies(guest_too=True)
     return 204, None
 
 
