@@ -45,7 +45,7 @@ class Ctx:
             return
         self._resolve_session()
         if route.auth == "cart":
-            self._resolve_guest()
+            self.resolve_guest()
         if route.auth == "user" and self.auth is None:
             raise Problem(401, "Sign in to continue.", code="not_signed_in")
         if self.request.method in UNSAFE:
@@ -80,7 +80,8 @@ class Ctx:
         self.token = token
         self.services.set_context(actor=f"user:{auth['user_id']}")
 
-    def _resolve_guest(self) -> None:
+    def resolve_guest(self) -> None:
+        """Read the quick-pay guest token (cookie or X-Guest-Token header), if any."""
         token = self.request.headers.get("X-Guest-Token")
         if not token:
             token = self.request.cookies.get(security.GUEST_COOKIE)

@@ -259,3 +259,35 @@ def test_a_signed_in_resident_can_quick_pay_another_account(stack, make_resident
     assert added.json()["owner"] == f"user:{resident.user_id}"
     assert resident.delete("/api/v1/sessions/current").status_code == 204
     assert not resident.http.cookies.get("mp_guest")
+
+
+def test_signing_in_takes_over_the_quick_pay_cart(stack, make_resident):
+    from tests.gateway.conftest import PASSWORD
+
+    (bill,) = stack.issue_bills("77265", "3.50")
+    resident = make_resident()
+    browser = Client(stack.base_url)
+    wait_for(
+        lambda: (
+            bill
+            in {
+                b["bill_number"]
+                for b in browser.post(
+                    "/api/v1/quick-pay/lookups",
+                    {"account_number": "77265", "customer_id": "490940"},
+                )
+                .json()
+                .get("bills", [])
+            }
+        ),
+        timeout=20,
+        what="the imported bill in quick pay",
+    )
+    browser.csrf = browser.http.cookies.get("mp_csrf")
+    assert browser.post("/api/v1/cart/items", {"bill_number": bill}).status_code == 201
+    signed_in = browser.post("/api/v1/sessions", {"login": resident.user_id, "password": PASSWORD})
+    assert signed_in.status_code == 201, signed_in.text
+    browser.csrf = signed_in.json()["csrf_token"]
+    cart = browser.get("/api/v1/cart").json()
+    assert [i["bill_number"] for i in cart["items"]] == [bill]
+    assert cart["owner"] == f"user:{resident.user_id}"
