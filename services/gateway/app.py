@@ -59,7 +59,7 @@ class Runtime:
     # -- the request --------------------------------------------------------------------
 
     def handle(self, request: Request, services: Any) -> Response:
-        rid = security.request_id(request.headers.get(security.REQUEST_ID_HEADER))
+        rid = security.request_id(request.environ.get("HTTP_X_REQUEST_ID"))
         services.set_context(correlation_id=rid)
         path = request.path
         try:
@@ -76,8 +76,10 @@ class Runtime:
         except Exception:
             log.exception("unhandled error in %s %s (request %s)", request.method, path, rid)
             response = problems.response(Problem(500, "An internal error occurred."), rid)
+        # werkzeug's `in` on headers raises (and builds) an exception per miss: list once.
+        present = {name.lower() for name, _ in response.headers}
         for name, value in self._security_headers:
-            if name not in response.headers:
+            if name.lower() not in present:
                 response.headers.add(name, value)
         response.headers[security.REQUEST_ID_HEADER] = rid
         return response
@@ -107,7 +109,8 @@ class Runtime:
         except Problem as problem:
             response = problems.response(problem, rid)
         # Set even on errors: a stale session cookie is cleared with its 401.
-        response.headers.setdefault("Cache-Control", "no-store")
+        if not any(name.lower() == "cache-control" for name, _ in response.headers):
+            response.headers.add("Cache-Control", "no-store")
         for cookie in ctx.cookies:
             response.set_cookie(**cookie)
         return response
@@ -139,7 +142,7 @@ class Runtime:
         return result
 
     def _check_origin(self, request: Request) -> None:
-        origin = request.headers.get("Origin")
+        origin = request.environ.get("HTTP_ORIGIN")
         if not origin:
             return  # not a browser, or a same-origin request of an older one
         allowed = {self._origin(self.settings.public_url), self._origin(request.host_url)}

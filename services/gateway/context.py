@@ -21,7 +21,7 @@ class Ctx:
         self.services = services
         self.request_id = request_id
         self.client_ip = security.client_ip(request.environ, self.settings.trust_forwarded_for)
-        self.user_agent = (request.headers.get("User-Agent") or "")[:300] or None
+        self.user_agent = (request.environ.get("HTTP_USER_AGENT") or "")[:300] or None
         self.body: Any = None
         self.query: dict[str, Any] = {}
         self.auth: dict[str, Any] | None = None
@@ -32,6 +32,11 @@ class Ctx:
         self.cookies: list[dict[str, Any]] = []
 
     # -- credentials ---------------------------------------------------------------------
+
+    def cookie(self, name: str) -> str | None:
+        # MultiDict.get builds (and drops) an exception per missing key; `in` does not.
+        cookies = self.request.cookies
+        return cookies[name] if name in cookies else None
 
     @property
     def user_id(self) -> str:
@@ -52,14 +57,14 @@ class Ctx:
             self._check_csrf()
 
     def _resolve_session(self) -> None:
-        header = self.request.headers.get("Authorization", "")
+        header = self.request.environ.get("HTTP_AUTHORIZATION") or ""
         token = None
         if header[:7].lower() == "bearer ":
             token = header[7:].strip()
             if not token:
                 raise Problem(401, "The bearer token is empty.", code="session_invalid")
         else:
-            token = self.request.cookies.get(security.SESSION_COOKIE) or None
+            token = self.cookie(security.SESSION_COOKIE) or None
             self.session_from_cookie = token is not None
         if not token:
             return
@@ -82,9 +87,9 @@ class Ctx:
 
     def resolve_guest(self) -> None:
         """Read the quick-pay guest token (cookie or X-Guest-Token header), if any."""
-        token = self.request.headers.get("X-Guest-Token")
+        token = self.request.environ.get("HTTP_X_GUEST_TOKEN")
         if not token:
-            token = self.request.cookies.get(security.GUEST_COOKIE)
+            token = self.cookie(security.GUEST_COOKIE)
             self.guest_from_cookie = token is not None
         self.guest = security.read_guest(self.settings.secret, token)
         if self.guest is None:
@@ -100,10 +105,10 @@ class Ctx:
         if self.session_from_cookie:
             credential = self.token
         elif self.guest_from_cookie:
-            credential = self.request.cookies.get(security.GUEST_COOKIE)
+            credential = self.cookie(security.GUEST_COOKIE)
         else:
             return  # bearer or guest header: no ambient credential to forge
-        presented = self.request.headers.get("X-CSRF-Token")
+        presented = self.request.environ.get("HTTP_X_CSRF_TOKEN")
         if not credential or not security.csrf_ok(self.settings.secret, credential, presented):
             raise Problem(
                 403,
