@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any, TypeVar
@@ -115,7 +116,8 @@ class Store(DependencyProvider):
             self.container.service_name,
             config.get("DATABASE_URL") or None,
             self.projection_classes,
-            pool_size=int(config.get("DB_POOL_SIZE") or 10),
+            # Also from the environment: no service's config.yaml names it.
+            pool_size=int(config.get("DB_POOL_SIZE") or os.environ.get("DB_POOL_SIZE") or 10),
         )
         self.store.migrate()
         if self.relay_enabled:
