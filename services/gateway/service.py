@@ -13,6 +13,7 @@ HEALTH_TIMEOUT = 2.0
 class GatewayService:
     name = "gateway"
     services = Services()
+    metrics = __import__("shared.metrics", fromlist=["Metrics"]).Metrics()  # health, /metrics
 
     @http("GET", "/api/v1/health")
     def health(self, request):
