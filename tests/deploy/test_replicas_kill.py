@@ -21,10 +21,12 @@ from __future__ import annotations
 import collections
 import contextlib
 import datetime as dt
+import itertools
 import os
 import signal
 import subprocess
 import sys
+import time
 import uuid
 from pathlib import Path
 
@@ -283,7 +285,11 @@ def pay(amqp_uri: str, index: int, bill_number: str, tag: str) -> str:
     owner = f"user:replica{tag}{index}"
     key = f"replicas-{tag}-{index}"
     checkout = None
-    for attempt in range(8):
+    errors: list[str] = []
+    deadline = time.monotonic() + 60
+    for attempt in itertools.count():
+        if time.monotonic() > deadline:
+            break
         try:
             with rpc_client(amqp_uri, timeout=12) as services:
                 if attempt:
@@ -304,9 +310,11 @@ def pay(amqp_uri: str, index: int, bill_number: str, tag: str) -> str:
         except MuniportalError as exc:
             if exc.kind != "unavailable":
                 raise
-        except Exception:  # the broker dropped us mid-call as the replica died: retry
-            eventlet.sleep(0.5)
-    assert checkout is not None, f"could not open a checkout for {bill_number}"
+            errors.append(repr(exc))
+        except Exception as exc:  # the broker dropped us mid-call as the replica died: retry
+            errors.append(repr(exc))
+        eventlet.sleep(min(0.2 * 2**attempt, 3.0))
+    assert checkout is not None, f"could not open a checkout for {bill_number}: {errors}"
     response = HostedPage(checkout["payment_url"]).submit("4242424242424242")
     assert response.status_code == 303, response.text[:300]
     return checkout["payment_id"]
