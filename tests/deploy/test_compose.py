@@ -4,8 +4,9 @@
 plugin. Policy (docs/operations.md, "Checking the deployment files"):
 
 * docker CLI absent: the CLI check does not apply (issue 9 asks for it "when
-  the docker CLI is present"); it is skipped with that reason, and the
-  structural checks below still run.
+  the docker CLI is present"); it is skipped with that reason, and the file is
+  still validated against the Compose Specification's JSON schema (vendored in
+  tests/deploy/schemas/ with its source commit) and checked for completeness.
 * docker CLI present: `docker compose config` must work. Where the compose
   plugin is missing, Debian's `docker-compose` (1.29) validates the file
   instead; with neither, the test fails and says what to install.
@@ -13,11 +14,13 @@ plugin. Policy (docs/operations.md, "Checking the deployment files"):
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
 from pathlib import Path
 
+import jsonschema
 import pytest
 import yaml
 
@@ -25,6 +28,7 @@ from shared.ops.registry import ALL_SERVICES
 
 DEPLOY = Path(__file__).resolve().parents[2] / "deploy"
 COMPOSE_FILE = DEPLOY / "docker-compose.yml"
+COMPOSE_SPEC = Path(__file__).resolve().parent / "schemas" / "compose-spec.json"
 
 
 def compose_command() -> list[str]:
@@ -66,6 +70,16 @@ def test_docker_compose_config_accepts_the_file(tmp_path):
     assert result.returncode == 0, result.stderr
     rendered = yaml.safe_load(result.stdout)
     assert set(rendered["services"]) >= {*ALL_SERVICES, "rabbitmq", "postgres", "sandbox"}
+
+
+def test_the_file_matches_the_compose_specification(compose):
+    """Always, docker CLI or not: the schema `docker compose` itself validates against."""
+    schema = json.loads(COMPOSE_SPEC.read_text())
+    validator = jsonschema.Draft7Validator(schema)
+    errors = [f"{list(e.absolute_path)}: {e.message}" for e in validator.iter_errors(compose)]
+    assert errors == []
+    broken = {**compose, "services": {**compose["services"], "billing": {"commnd": ["x"]}}}
+    assert any("commnd" in e.message for e in validator.iter_errors(broken))
 
 
 def test_every_service_gateway_broker_database_sandbox_and_mail_sink_are_there(compose):
