@@ -210,7 +210,7 @@ def metrics_of(container) -> str:
 
 
 def test_consumer_counts_dead_letters_backlog_and_lag_match_ops_stats(
-    container_factory, service_config, example_env, amqp_uri, tmp_path
+    container_factory, service_config, example_env, amqp_uri, tmp_path, caplog
 ):
     from tests.kernel.example.ledger.service import LedgerService
     from tests.kernel.example.tally.service import POISON_CENTS, TallyService
@@ -225,7 +225,10 @@ def test_consumer_counts_dead_letters_backlog_and_lag_match_ops_stats(
     ledger.start()
     tally.start()
     account = f"acct-{uuid.uuid4().hex[:8]}"
-    with rpc_client(amqp_uri, timeout=10) as services:
+    correlation_id = f"corr-{uuid.uuid4().hex[:8]}"
+    with rpc_client(
+        amqp_uri, timeout=10, context_data={"correlation_id": correlation_id}
+    ) as services:
         for cents in (100, 250, POISON_CENTS, 400):
             services.ledger.deposit(account, cents)
         wait_for(
@@ -254,6 +257,11 @@ def test_consumer_counts_dead_letters_backlog_and_lag_match_ops_stats(
     assert metric(text, "muniportal_events_failed_total", **labels) == 3
     assert metric(text, "muniportal_consumer_queue_depth", service="tally", queue=queue) == 0
     assert metric(text, "muniportal_projector_lag", service="tally", projection="totals") == 0
+
+    # The consumer's log lines carry the correlation id of the request that caused the event.
+    parked = [r for r in caplog.records if r.getMessage().startswith("parked a message")]
+    assert parked and parked[0].correlation_id == correlation_id
+    assert parked[0].entrypoint == "tally.on_deposited"
 
     figures = stats.service_stats("tally", amqp_uri)
     assert figures["consumers"] == [{"queue": queue, "lag": 0, "parked": 1}]
