@@ -253,13 +253,13 @@ class Metrics(DependencyProvider):
         self._server = sock
 
         def serve() -> None:
-            # A signal (SIGTERM: the drain begins) can interrupt accept(); serve on
-            # until stop() closes the socket, so probes are answered during the drain.
-            while self._server is sock:
-                try:
-                    eventlet.wsgi.server(sock, self.wsgi, log_output=False, debug=False)
-                except OSError:
-                    continue
+            # Serves until stop() closes the socket, after the drain. If it ever ended
+            # early, liveness would fail and the orchestrator restart the process.
+            try:
+                eventlet.wsgi.server(sock, self.wsgi, log_output=False, debug=False)
+            except OSError as exc:
+                if self._server is sock:
+                    log.error("the health and metrics server stopped: %s", exc)
 
         self.container.spawn_managed_thread(serve)
         log.info("health and metrics on port %s", self.port)
