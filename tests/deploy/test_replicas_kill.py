@@ -37,10 +37,11 @@ import sqlalchemy as sa
 
 from shared import testing
 from shared.errors import MuniportalError
-from shared.ops.registry import open_store
+from shared.ops.registry import projections_of
 from shared.relay import ConfirmingPublisher
 from shared.rpc import rpc_client
 from shared.testing import wait_for
+from shared.uow import ServiceStore
 from tests.billing.conftest import account_imported
 from tests.payments.standins import API_KEY, SECRET, GatewayStandIn, HostedPage, Sandbox
 
@@ -239,8 +240,9 @@ def cluster(amqp_base, pg_base, tmp_path_factory):
         )
         gateway.start()
         stack.callback(gateway.kill)
-        billing = open_store("billing", billing_db)
-        payments = open_store("payments", payments_db)
+        # One connection each: the test database server is shared.
+        billing = ServiceStore("billing", billing_db, projections_of("billing"), pool_size=1)
+        payments = ServiceStore("payments", payments_db, projections_of("payments"), pool_size=1)
         stack.callback(billing.dispose)
         stack.callback(payments.dispose)
         yield {
