@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any, TypeVar
@@ -29,6 +30,7 @@ from sqlalchemy.engine import Connection
 from shared.events import Envelope
 from shared.lease import Lease
 from shared.messaging import topology_declarations
+from shared.metrics import Metrics
 from shared.projection import Projection, catch_up_async
 from shared.relay import OutboxRelay
 from shared.rpc import rpc
@@ -115,7 +117,8 @@ class Store(DependencyProvider):
             self.container.service_name,
             config.get("DATABASE_URL") or None,
             self.projection_classes,
-            pool_size=int(config.get("DB_POOL_SIZE") or 10),
+            # Also from the environment: no service's config.yaml names it.
+            pool_size=int(config.get("DB_POOL_SIZE") or os.environ.get("DB_POOL_SIZE") or 10),
         )
         self.store.migrate()
         if self.relay_enabled:
@@ -204,7 +207,8 @@ class SideEffect(DependencyProvider):
 
 
 class KernelService:
-    """Base for every muniportal service: topology at start and a ping for health.
+    """Base for every muniportal service: topology at start, a ping for health, and
+    health, readiness and Prometheus metrics over HTTP (shared/metrics.py).
 
     The base itself has no entrypoint, so `nameko run` never mistakes it for a
     service when it is imported into a service's module: each subclass gets
@@ -212,6 +216,7 @@ class KernelService:
     """
 
     topology = Topology()
+    metrics = Metrics()
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)

@@ -17,6 +17,7 @@ from nameko.web.handlers import HttpRequestHandler
 
 from services.gateway.app import Runtime
 from services.gateway.settings import Settings
+from shared.metrics import Metrics
 from shared.rpc import Services
 
 METHODS = "GET,POST,PUT,PATCH,DELETE,OPTIONS"
@@ -55,6 +56,7 @@ class GatewayService:
     name = "gateway"
     services = Services()
     runtime = GatewayRuntime()
+    metrics = Metrics()  # health, readiness and /metrics on METRICS_PORT
 
     @http(METHODS, "/")
     def root(self, request):
