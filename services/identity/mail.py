@@ -4,14 +4,16 @@ The raw token may exist only in memory and in the RPC to notifications. So the
 handler queues the message here after its transaction commits, and a sender
 thread delivers it, retrying while notifications is unavailable. Sending off
 the request path also means "we sent you a link" takes as long whether or not
-there was anyone to send it to. A crash loses queued links; the resident asks
-again ("resend"), which is the same thing they would do if the mail were lost.
+there was anyone to send it to. A graceful stop (SIGTERM) gives every queued or
+retrying link one last attempt; a crash loses them, and the resident asks again
+("resend"), which is the same thing they would do if the mail were lost.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import logging
+import threading
 from typing import Any, Protocol
 
 import eventlet
@@ -62,26 +64,37 @@ class MailOutbox:
         self.dropped = 0
         self.failed_attempts = 0
         self._stopping = False
+        self._stop_event = threading.Event()
+        self._drained = threading.Event()
 
     def send(self, message: SecureEmail) -> None:
         self.queue.put(message)
 
-    def stop(self) -> None:
-        """No new deliveries; those under way end at their next attempt."""
+    def stop(self, drain: float = 10.0) -> None:
+        """No new deliveries; each queued or retrying link gets one last try, within `drain` s."""
         self._stopping = True
+        self._stop_event.set()
         self.queue.put(None)
+        with eventlet.Timeout(drain, False):
+            self._drained.wait()
+            self.pool.waitall()
 
     def kill(self) -> None:
-        self.stop()
+        self._stopping = True
+        self._stop_event.set()
+        self.queue.put(None)
         for greenlet in list(self.pool.coroutines_running):
             greenlet.kill()
 
     def run(self) -> None:
-        while not self._stopping:
-            message = self.queue.get()
-            if message is None:
-                return
-            self.pool.spawn_n(self._deliver, message)
+        try:
+            while True:
+                message = self.queue.get()
+                if message is None:
+                    return
+                self.pool.spawn_n(self._deliver, message)
+        finally:
+            self._drained.set()
 
     def _deliver(self, message: SecureEmail) -> None:
         delay = 0.5
@@ -111,7 +124,7 @@ class MailOutbox:
             self.failed_attempts += 1
             if self._stopping:
                 break
-            eventlet.sleep(delay)
+            self._stop_event.wait(delay)  # a stop cuts the wait short: one last attempt
             delay = min(delay * 2, 10.0)
         log.error("gave up sending %r; the resident can ask for a new link", message)
         self.dropped += 1
