@@ -35,6 +35,8 @@ class Ctx:
 
     def cookie(self, name: str) -> str | None:
         # MultiDict.get builds (and drops) an exception per missing key; `in` does not.
+        if "HTTP_COOKIE" not in self.request.environ:
+            return None  # an API client: nothing to parse
         cookies = self.request.cookies
         return cookies[name] if name in cookies else None
 
