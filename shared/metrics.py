@@ -313,6 +313,10 @@ class Metrics(DependencyProvider):
             labels = (self.service, method, entrypoint.source_service, entrypoint.event_type)
             (self.handled if exc_info is None else self.failed).labels(*labels).inc()
 
+    def observe_http(self, entrypoint: str, method: str, status: int, seconds: float) -> None:
+        """Record a request served outside a nameko worker (the gateway's fast path)."""
+        self.http_latency.labels(self.service, entrypoint, method, str(status)).observe(seconds)
+
     def worker_teardown(self, worker_ctx: Any) -> None:
         self._started.pop(worker_ctx, None)
         logs.unbind()

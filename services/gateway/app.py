@@ -48,6 +48,8 @@ class Runtime:
         self._openapi: str | None = None
         # Schemas are stateless once built; building one per request was a tenth of a read.
         self._schemas: dict[type, Any] = {}
+        self._matches: dict[tuple[str, str], tuple[str, dict[str, Any]]] = {}
+        self._queries: dict[tuple[type, bytes], Any] = {}
 
     def openapi(self) -> str:
         if self._openapi is None:
@@ -68,6 +70,7 @@ class Runtime:
             elif path == "/dev" or path.startswith("/dev/"):
                 from services.gateway import devmail
 
+                request.environ["muniportal.route"] = "dev"
                 response = devmail.serve(request, self.settings)
             else:
                 response = static.serve(request, self.settings)
@@ -84,10 +87,20 @@ class Runtime:
         response.headers[security.REQUEST_ID_HEADER] = rid
         return response
 
+    def _match(self, request: Request) -> tuple[str, dict[str, Any]]:
+        # Routing is a pure function of method and path; hot reads repeat both.
+        key = (request.method, request.path)
+        hit = self._matches.get(key)
+        if hit is None:
+            hit = self.map.bind_to_environ(request.environ).match()
+            if len(self._matches) >= 4096:
+                self._matches.clear()
+            self._matches[key] = hit
+        return hit[0], dict(hit[1])
+
     def _api(self, request: Request, services: Any, rid: str) -> Response:
-        adapter = self.map.bind_to_environ(request.environ)
         try:
-            endpoint, args = adapter.match()
+            endpoint, args = self._match(request)
         except NotFound:
             raise Problem(
                 404, f"There is no API route {request.path}.", code="route_not_found"
@@ -100,6 +113,7 @@ class Runtime:
                 headers={"Allow": allowed},
             ) from None
         route = self.routes[int(endpoint)]
+        request.environ["muniportal.route"] = route.path  # the metrics label
         ctx = Ctx(self, request, services, rid)
         try:
             result = self._run(route, ctx, args)
@@ -155,6 +169,8 @@ class Runtime:
         return f"{parts.scheme}://{parts.netloc}".lower()
 
     def _body(self, route: Route, request: Request) -> Any:
+        if route.body is None and not route.raw_body and not request.content_length:
+            return None  # nothing expected, nothing sent: no stream to read
         limit = self.settings.max_webhook_bytes if route.raw_body else self.settings.max_body_bytes
         if request.content_length is not None and request.content_length > limit:
             raise _too_large(limit)
@@ -198,7 +214,20 @@ class Runtime:
     def _query(self, route: Route, request: Request) -> dict[str, Any]:
         if route.query is None:
             return {}
-        return _load(self._schema(route.query), request.args.to_dict())
+        # Loading is a pure function of the query string: keep the answers of the hot ones.
+        key = (route.query, request.query_string)
+        hit = self._queries.get(key)
+        if hit is None:
+            try:
+                hit = _load(self._schema(route.query), request.args.to_dict())
+            except Problem as problem:
+                hit = problem
+            if len(self._queries) >= 4096:
+                self._queries.clear()
+            self._queries[key] = hit
+        if isinstance(hit, Problem):
+            raise hit
+        return dict(hit)
 
     def _schema(self, cls: type) -> Any:
         schema = self._schemas.get(cls)

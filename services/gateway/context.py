@@ -35,6 +35,8 @@ class Ctx:
 
     def cookie(self, name: str) -> str | None:
         # MultiDict.get builds (and drops) an exception per missing key; `in` does not.
+        if "HTTP_COOKIE" not in self.request.environ:
+            return None  # an API client: nothing to parse
         cookies = self.request.cookies
         return cookies[name] if name in cookies else None
 
@@ -48,7 +50,12 @@ class Ctx:
         """Resolve the session (and guest token); enforce the route's auth and CSRF."""
         if route.auth == "none":
             return
-        self._resolve_session()
+        try:
+            self._resolve_session()
+        except MuniportalError as exc:
+            # Public pages (announcements) still answer while identity is down.
+            if route.auth != "optional" or exc.kind != "unavailable":
+                raise
         if route.auth == "cart":
             self.resolve_guest()
         if route.auth == "user" and self.auth is None:

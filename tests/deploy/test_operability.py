@@ -361,7 +361,7 @@ def test_the_gateway_reports_its_requests_and_readiness(container_factory, servi
             text,
             "muniportal_http_request_duration_seconds_count",
             service="gateway",
-            entrypoint="health",
+            entrypoint="/api/v1/health",  # the route template
             status="503",
         )
         == 1

@@ -25,3 +25,21 @@ def test_billing_down_gives_503_naming_it_while_the_rest_works(stack, make_resid
         stack.start_service("billing")
         stack.wait_healthy(timeout=60)
     assert resident.get("/api/v1/bills/98465").status_code == 200
+
+
+def test_identity_down_keeps_public_pages_and_says_so_at_sign_in(stack, make_resident):
+    resident = make_resident()
+    stack.stop_service("identity")
+    try:
+        announcements = resident.get("/api/v1/announcements")
+        assert announcements.status_code == 200
+        from tests.gateway.conftest import Client
+
+        body = problem(
+            Client(stack.base_url).post("/api/v1/sessions", {"login": "x", "password": "y"}),
+            503,
+        )
+        assert body["service"] == "identity"
+    finally:
+        stack.start_service("identity")
+        stack.wait_healthy(timeout=60)
