@@ -48,8 +48,10 @@ function match(pathname) {
 
 async function refreshMe() {
   try {
-    app.me = await get("/me");
-    if (app.me && app.me.csrf_token) setCsrfToken(app.me.csrf_token);
+    const data = await get("/me");
+    if (data && data.csrf_token) setCsrfToken(data.csrf_token);
+    // GET /me answers {user: profile, csrf_token, session}.
+    app.me = data && data.user ? { ...data.user, session: data.session } : data;
   } catch (err) {
     if (!(err instanceof ApiError) || err.status !== 401) console.warn("GET /me", err);
     app.me = null;

@@ -6,16 +6,16 @@ import { billFigure, pageHeader } from "../components.js";
 
 const PATHS = {
   sessions: "/sessions",
-  providers: "/auth/providers",
-  externalStart: (p) => `/auth/providers/${encodeURIComponent(p)}/start`,
-  externalComplete: "/sessions/external",
+  providers: "/external-providers",
+  externalStart: "/external-sign-ins",
+  externalComplete: "/external-sign-ins/complete",
   challenge: "/registrations/challenge",
   registrations: "/registrations",
   verifications: "/email-verifications",
   resend: "/email-verifications/resend",
   reminders: "/user-id-reminders",
   resets: "/password-resets",
-  resetComplete: "/password-resets/complete",
+  resetComplete: "/password-resets/confirm",
   unlockRequests: "/unlock-requests",
   unlocks: "/unlocks",
 };
@@ -62,8 +62,7 @@ async function externalButtons() {
                   event.target.disabled = true;
                   try {
                     sessionStorage.setItem("muniportal.oidc", p.provider);
-                    const redirect = `${location.origin}/sign-in/external/${encodeURIComponent(p.provider)}`;
-                    const data = await post(PATHS.externalStart(p.provider), { redirect_uri: redirect });
+                    const data = await post(PATHS.externalStart, { provider: p.provider });
                     location.assign(data.authorization_url);
                   } catch (err) {
                     event.target.disabled = false;
@@ -177,20 +176,17 @@ function resendBox(email) {
   return h("div", { class: "notice notice-info" }, form);
 }
 
+// The server asks for the challenge by naming `challenge_answer` in a 422; each answer spends it.
 async function challengeFields() {
-  try {
-    const c = await get(PATHS.challenge);
-    if (!c || !c.question) return null;
-    return h(
-      "fieldset",
-      { class: "challenge" },
-      h("legend", {}, "Prove you are a person"),
-      h("input", { type: "hidden", name: "challenge_id", value: c.challenge_id }),
-      field({ name: "challenge_answer", label: c.question, hint: c.audio_text ? `Or: ${c.audio_text}` : null, required: true, autocomplete: "off" }),
-    );
-  } catch {
-    return null;
-  }
+  const c = await get(PATHS.challenge);
+  if (!c || !c.question) return null;
+  return h(
+    "fieldset",
+    { class: "challenge", "data-challenge": "" },
+    h("legend", {}, "Prove you are a person"),
+    h("input", { type: "hidden", name: "challenge_id", value: c.challenge_id }),
+    field({ name: "challenge_answer", label: c.question, hint: c.audio_text ? `Or: ${c.audio_text}` : null, required: true, autocomplete: "off" }),
+  );
 }
 
 async function registerPage({ app }) {
@@ -198,7 +194,7 @@ async function registerPage({ app }) {
     app.navigate("/", { replace: true });
     return undefined;
   }
-  const challenge = await challengeFields();
+  const challengeSlot = h("div", { class: "challenge-slot" });
   const form = h(
     "form",
     { class: "stack" },
@@ -229,7 +225,7 @@ async function registerPage({ app }) {
         billFigure(),
       ),
     ),
-    challenge,
+    challengeSlot,
     submitButton("Register"),
   );
   const result = h("div");
@@ -243,7 +239,17 @@ async function registerPage({ app }) {
         body.challenge_id = values.challenge_id;
         body.challenge_answer = values.challenge_answer;
       }
-      const data = await post(PATHS.registrations, body);
+      let data;
+      try {
+        data = await post(PATHS.registrations, body);
+      } catch (err) {
+        if (err instanceof ApiError && err.errors.challenge_answer) {
+          const fresh = await challengeFields().catch(() => null);
+          if (fresh) challengeSlot.replaceChildren(fresh);
+          if (!values.challenge_id) err.errors.challenge_answer = "Please answer this question, then choose Register again.";
+        }
+        throw err;
+      }
       const email = (data && data.email) || values.email;
       clear(
         result,

@@ -1,6 +1,6 @@
 // Paying: My Cart, Pay Bills, billing information, the 10-minute hand-off, the receipt, quick pay.
 
-import { get, post, del, newIdempotencyKey, ApiError } from "../api.js";
+import { get, post, del, newIdempotencyKey, setCsrfToken, ApiError } from "../api.js";
 import { h, card, dl, date, money, field, onSubmit, submitButton, requireFields, notice, loadError, alertBox, table, clear, showErrors, clearErrors } from "../ui.js";
 import { billFigure, pageHeader, billsToCart, utilityBillColumns, totalRow } from "../components.js";
 import { items } from "./home.js";
@@ -409,6 +409,8 @@ async function quickPayPage({ app }) {
     form,
     async (v) => {
       const data = await post(PATHS.quickPay, v);
+      // A guest gets a session of its own (cookie) and the CSRF token that goes with it.
+      if (data.csrf_token) setCsrfToken(data.csrf_token);
       const account = data.account_number || v.account_number;
       const bills = items(data, "bills");
       clear(
