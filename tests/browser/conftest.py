@@ -1,0 +1,287 @@
+"""Browser test rig: the whole portal (tests/stack.py) driven by Debian's headless chromium.
+
+Provides:
+- ``stack``: every service, the gateway, the processor sandbox and a test SMTP server, as
+  real processes, once per session.
+- ``browser``: Playwright's chromium at /usr/bin/chromium (never downloaded).
+- ``visit``: a fresh browser context for one test, wrapped in a ``Visit`` that saves a
+  screenshot of each step under var/screenshots/<test>/ and runs axe-core on every
+  page it shows (no serious or critical violations), and fails the test on any page
+  error or Content-Security-Policy violation.
+- ``new_account``: a utility account of its own for a test (imported with
+  ``muniportal-ops import customers`` and ``import bills``, as staff would).
+
+Nothing is faked: the browser talks to the real gateway, which talks to the services
+over RabbitMQ; payments go through the processor sandbox's hosted page.
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import random
+import re
+import shutil
+import subprocess
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+
+from tests.stack import BIN, ROOT, stack_fixture
+
+CHROMIUM = Path("/usr/bin/chromium")
+AXE = Path(__file__).with_name("vendor") / "axe.min.js"
+SCREENSHOTS = ROOT / "var" / "screenshots"
+BLOCKING_IMPACTS = ("serious", "critical")
+
+stack = stack_fixture(scope="session")
+
+
+@pytest.fixture(scope="session")
+def browser():
+    from playwright.sync_api import sync_playwright
+
+    if not CHROMIUM.exists():
+        pytest.fail(
+            "chromium is missing: install Debian's package (apt-get install chromium); "
+            "the browser tests never download one",
+            pytrace=False,
+        )
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), headless=True)
+        yield browser
+        browser.close()
+
+
+@dataclass
+class Visit:
+    """One resident's browser: steps with screenshots and axe checks."""
+
+    page: Any
+    base_url: str
+    folder: Path
+    problems: list[str] = field(default_factory=list)
+    steps: int = 0
+    checked: set[str] = field(default_factory=set)
+
+    def go(self, path: str) -> None:
+        self.page.goto(self.base_url + path)
+        self.settle()
+
+    def settle(self) -> None:
+        """Wait until the single-page app has rendered (no loading placeholder left)."""
+        self.page.wait_for_load_state("domcontentloaded")
+        self.page.wait_for_function(
+            "() => document.querySelector('#page h1') && !document.querySelector('#page .loading')",
+            timeout=20_000,
+        )
+
+    def step(self, name: str, *, axe: bool = True) -> None:
+        """Screenshot this moment; check the page with axe-core."""
+        self.steps += 1
+        slug = re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")
+        self.page.screenshot(path=str(self.folder / f"{self.steps:02d}-{slug}.png"), full_page=True)
+        if axe:
+            self.check_accessibility(name)
+
+    def check_accessibility(self, name: str) -> None:
+        if not self.page.evaluate("() => typeof window.axe === 'object'"):
+            # evaluate() is not subject to the page's CSP, unlike an injected <script>.
+            self.page.evaluate(AXE.read_text(encoding="utf-8") + "\n;0")
+        result = self.page.evaluate(
+            "async () => await axe.run(document, {resultTypes: ['violations']})"
+        )
+        bad = [v for v in result["violations"] if v.get("impact") in BLOCKING_IMPACTS]
+        if bad:
+            lines = [
+                f"{v['impact']} {v['id']}: {v['help']} -> "
+                + "; ".join(", ".join(n["target"]) for n in v["nodes"][:5])
+                for v in bad
+            ]
+            raise AssertionError(
+                f"axe-core found serious/critical violations at step {name!r} "
+                f"({self.page.url}):\n" + "\n".join(lines)
+            )
+
+    def text(self) -> str:
+        return self.page.inner_text("main")
+
+
+@pytest.fixture
+def visit(browser, stack, request):
+    folder = SCREENSHOTS / request.node.name
+    shutil.rmtree(folder, ignore_errors=True)
+    folder.mkdir(parents=True, exist_ok=True)
+    context = browser.new_context(viewport={"width": 1280, "height": 900}, locale="en-US")
+    context.set_default_timeout(15_000)
+    page = context.new_page()
+    v = Visit(page=page, base_url=stack.base_url, folder=folder)
+
+    def on_console(message):
+        text = message.text
+        if message.type == "error" and ("Content Security Policy" in text or "Refused to" in text):
+            v.problems.append(f"CSP: {text}")
+
+    page.on("console", on_console)
+    page.on("pageerror", lambda exc: v.problems.append(f"page error: {exc}"))
+    yield v
+    try:
+        if request.node.rep_call.failed if hasattr(request.node, "rep_call") else False:
+            page.screenshot(path=str(folder / "zz-failure.png"), full_page=True)
+    finally:
+        context.close()
+    assert not v.problems, "the browser reported problems:\n" + "\n".join(v.problems)
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    outcome = yield
+    report = outcome.get_result()
+    setattr(item, f"rep_{report.when}", report)
+
+
+# -- data of a test's own -------------------------------------------------------------------
+
+
+@dataclass
+class Account:
+    account_number: str
+    customer_id: str
+    customer_name: str
+    bills: dict[str, str]  # bill number -> amount due
+
+
+def _ops(stack, *args: str) -> None:
+    done = subprocess.run(
+        [str(BIN / "muniportal-ops"), *args],
+        cwd=ROOT,
+        env=stack.env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    if done.returncode != 0:
+        raise AssertionError(
+            f"muniportal-ops {' '.join(args)} failed:\n{done.stdout}\n{done.stderr}"
+        )
+
+
+CUSTOMER_COLUMNS = (
+    "customer_id,customer_name,mailing_line1,mailing_line2,mailing_city,mailing_state,"
+    "mailing_zip,email,account_number,account_status,cycle,service_address,service_city,"
+    "service_state,service_zip,parcel_id,service_code,service_name,service_start,"
+    "service_stop,service_status,meter_number,meter_size"
+).split(",")
+BILL_COLUMNS = (
+    "bill_number,row_type,bill_type,account_number,customer_id,customer_name,service_address,"
+    "cycle,statement_date,due_date,previous_balance,late_penalty,service_code,meter_number,"
+    "previous_read_date,read_date,previous_reading,reading,usage_units,read_type,description,"
+    "amount,date,reference"
+).split(",")
+
+
+def _write_csv(path: Path, columns: list[str], rows: list[dict[str, str]]) -> None:
+    with open(path, "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=columns)
+        writer.writeheader()
+        for row in rows:
+            writer.writerow({c: row.get(c, "") for c in columns})
+
+
+def _quick_pay_sees(stack, account: Account) -> bool:
+    # A made-up client address per poll: the lookups must not trip the per-IP throttle.
+    response = requests.post(
+        f"{stack.base_url}/api/v1/quick-pay/lookups",
+        json={"account_number": account.account_number, "customer_id": account.customer_id},
+        headers={"X-Forwarded-For": f"10.{random.randint(0, 255)}.{random.randint(0, 255)}.7"},
+        timeout=10,
+    )
+    if response.status_code != 200:
+        return False
+    bills = {b["bill_number"] for b in response.json().get("bills", [])}
+    return set(account.bills) <= bills
+
+
+@pytest.fixture
+def new_account(stack, tmp_path):
+    """new_account(amounts=["80.25", ...]): a fresh utility account with open bills."""
+
+    def make(amounts: tuple[str, ...] = ("80.25",)) -> Account:
+        n = random.randint(100000, 999999)
+        account = Account(
+            account_number=f"7{n}",
+            customer_id=f"9{n}",
+            customer_name=f"RESIDENT {uuid.uuid4().hex[:6].upper()}",
+            bills={f"6{n}{i}": amount for i, amount in enumerate(amounts)},
+        )
+        today = dt.date.today()
+        address = f"{n % 9000 + 100} TEST ST"
+        _write_csv(
+            tmp_path / f"customers-{n}.csv",
+            CUSTOMER_COLUMNS,
+            [
+                {
+                    "customer_id": account.customer_id,
+                    "customer_name": account.customer_name,
+                    "mailing_line1": address,
+                    "mailing_city": "PLEASANTON",
+                    "mailing_state": "CA",
+                    "mailing_zip": "94566",
+                    "account_number": account.account_number,
+                    "account_status": "ACTIVE",
+                    "cycle": "T",
+                    "service_address": address,
+                    "service_city": "PLEASANTON",
+                    "service_state": "CA",
+                    "service_zip": "94566",
+                    "service_code": "10000",
+                    "service_name": "PLEASANTON WATER FIXED CHARGE",
+                    "service_start": "2020-01-01",
+                    "service_status": "ACTIVE",
+                    "meter_number": f"M{n}",
+                    "meter_size": "3/4",
+                }
+            ],
+        )
+        rows = []
+        for number, amount in account.bills.items():
+            rows.append(
+                {
+                    "bill_number": number,
+                    "row_type": "bill",
+                    "bill_type": "UTILITY",
+                    "account_number": account.account_number,
+                    "customer_id": account.customer_id,
+                    "customer_name": account.customer_name,
+                    "service_address": address,
+                    "cycle": "T",
+                    "statement_date": (today - dt.timedelta(days=5)).isoformat(),
+                    "due_date": (today + dt.timedelta(days=25)).isoformat(),
+                    "previous_balance": "0.00",
+                    "late_penalty": "no",
+                }
+            )
+            rows.append(
+                {
+                    "bill_number": number,
+                    "row_type": "charge",
+                    "description": "PLEASANTON WATER FIXED CHARGE",
+                    "amount": amount,
+                }
+            )
+        _write_csv(tmp_path / f"bills-{n}.csv", BILL_COLUMNS, rows)
+        _ops(stack, "import", "customers", str(tmp_path / f"customers-{n}.csv"))
+        _ops(stack, "import", "bills", str(tmp_path / f"bills-{n}.csv"))
+        deadline = time.monotonic() + 30
+        while not _quick_pay_sees(stack, account):
+            if time.monotonic() > deadline:
+                raise AssertionError(f"account {account.account_number} never became payable")
+            time.sleep(0.5)
+        return account
+
+    return make
