@@ -3,11 +3,11 @@
 Provides:
 - ``stack``: every service, the gateway, the processor sandbox and a test SMTP server, as
   real processes, once per session.
-- ``browser``: Playwright's chromium at /usr/bin/chromium (never downloaded).
-- ``visit``: a fresh browser context for one test, wrapped in a ``Visit`` that saves a
-  screenshot of each step under var/screenshots/<test>/ and runs axe-core on every
-  page it shows (no serious or critical violations), and fails the test on any page
-  error or Content-Security-Policy violation.
+- ``scenario``: runs one journey of ``tests/browser/scenarios.py`` in a process of its
+  own (Playwright's sync API stalls under the eventlet patching of this process),
+  driving /usr/bin/chromium (never downloaded). Each step is screenshotted under
+  var/screenshots/<test>/ and checked with axe-core (no serious or critical
+  violations); a page error or Content-Security-Policy violation fails it.
 - ``new_account``: a utility account of its own for a test (imported with
   ``muniportal-ops import customers`` and ``import bills``, as staff would).
 
@@ -19,13 +19,14 @@ from __future__ import annotations
 
 import csv
 import datetime as dt
+import json
 import random
-import re
 import shutil
 import subprocess
+import sys
 import time
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -35,114 +36,52 @@ import requests
 from tests.stack import BIN, ROOT, stack_fixture
 
 CHROMIUM = Path("/usr/bin/chromium")
-AXE = Path(__file__).with_name("vendor") / "axe.min.js"
 SCREENSHOTS = ROOT / "var" / "screenshots"
-BLOCKING_IMPACTS = ("serious", "critical")
-
 stack = stack_fixture(scope="session")
 
 
-@pytest.fixture(scope="session")
-def browser():
-    from playwright.sync_api import sync_playwright
-
-    if not CHROMIUM.exists():
-        pytest.fail(
-            "chromium is missing: install Debian's package (apt-get install chromium); "
-            "the browser tests never download one",
-            pytrace=False,
-        )
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), headless=True)
-        yield browser
-        browser.close()
-
-
-@dataclass
-class Visit:
-    """One resident's browser: steps with screenshots and axe checks."""
-
-    page: Any
-    base_url: str
-    folder: Path
-    problems: list[str] = field(default_factory=list)
-    steps: int = 0
-    checked: set[str] = field(default_factory=set)
-
-    def go(self, path: str) -> None:
-        self.page.goto(self.base_url + path)
-        self.settle()
-
-    def settle(self) -> None:
-        """Wait until the single-page app has rendered (no loading placeholder left)."""
-        self.page.wait_for_load_state("domcontentloaded")
-        self.page.wait_for_function(
-            "() => document.querySelector('#page h1') && !document.querySelector('#page .loading')",
-            timeout=20_000,
-        )
-
-    def step(self, name: str, *, axe: bool = True) -> None:
-        """Screenshot this moment; check the page with axe-core."""
-        self.steps += 1
-        slug = re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")
-        self.page.screenshot(path=str(self.folder / f"{self.steps:02d}-{slug}.png"), full_page=True)
-        if axe:
-            self.check_accessibility(name)
-
-    def check_accessibility(self, name: str) -> None:
-        if not self.page.evaluate("() => typeof window.axe === 'object'"):
-            # evaluate() is not subject to the page's CSP, unlike an injected <script>.
-            self.page.evaluate(AXE.read_text(encoding="utf-8") + "\n;0")
-        result = self.page.evaluate(
-            "async () => await axe.run(document, {resultTypes: ['violations']})"
-        )
-        bad = [v for v in result["violations"] if v.get("impact") in BLOCKING_IMPACTS]
-        if bad:
-            lines = [
-                f"{v['impact']} {v['id']}: {v['help']} -> "
-                + "; ".join(", ".join(n["target"]) for n in v["nodes"][:5])
-                for v in bad
-            ]
-            raise AssertionError(
-                f"axe-core found serious/critical violations at step {name!r} "
-                f"({self.page.url}):\n" + "\n".join(lines)
-            )
-
-    def text(self) -> str:
-        return self.page.inner_text("main")
-
-
 @pytest.fixture
-def visit(browser, stack, request):
-    folder = SCREENSHOTS / request.node.name
-    shutil.rmtree(folder, ignore_errors=True)
-    folder.mkdir(parents=True, exist_ok=True)
-    context = browser.new_context(viewport={"width": 1280, "height": 900}, locale="en-US")
-    context.set_default_timeout(15_000)
-    page = context.new_page()
-    v = Visit(page=page, base_url=stack.base_url, folder=folder)
+def scenario(stack, request, tmp_path):
+    """scenario(name, **config): run one journey in its own browser process; fail on error."""
 
-    def on_console(message):
-        text = message.text
-        if message.type == "error" and ("Content Security Policy" in text or "Refused to" in text):
-            v.problems.append(f"CSP: {text}")
+    def run(name: str, timeout: float = 240, **config: Any) -> str:
+        if not CHROMIUM.exists():
+            pytest.fail(
+                "chromium is missing: install Debian's package (apt-get install chromium); "
+                "the browser tests never download one",
+                pytrace=False,
+            )
+        folder = SCREENSHOTS / request.node.name
+        shutil.rmtree(folder, ignore_errors=True)
+        folder.mkdir(parents=True, exist_ok=True)
+        assert stack.smtp is not None
+        cfg = {
+            "base_url": stack.base_url,
+            "smtp_dir": str(stack.smtp.directory),
+            "folder": str(folder),
+            **config,
+        }
+        path = tmp_path / f"{name}.json"
+        path.write_text(json.dumps(cfg, default=vars))
+        try:
+            done = subprocess.run(
+                [sys.executable, "-m", "tests.browser.scenarios", name, str(path)],
+                cwd=ROOT,
+                capture_output=True,
+                text=True,
+                timeout=timeout,
+            )
+        except subprocess.TimeoutExpired as exc:
+            pytest.fail(f"scenario {name} took over {timeout:g}s:\n{exc.stdout}\n{exc.stderr}")
+        if done.returncode != 0:
+            pytest.fail(
+                f"scenario {name} failed (exit {done.returncode}):\n"
+                f"{done.stdout[-3000:]}\n{done.stderr[-6000:]}",
+                pytrace=False,
+            )
+        return done.stdout
 
-    page.on("console", on_console)
-    page.on("pageerror", lambda exc: v.problems.append(f"page error: {exc}"))
-    yield v
-    try:
-        if request.node.rep_call.failed if hasattr(request.node, "rep_call") else False:
-            page.screenshot(path=str(folder / "zz-failure.png"), full_page=True)
-    finally:
-        context.close()
-    assert not v.problems, "the browser reported problems:\n" + "\n".join(v.problems)
-
-
-@pytest.hookimpl(hookwrapper=True)
-def pytest_runtest_makereport(item, call):
-    outcome = yield
-    report = outcome.get_result()
-    setattr(item, f"rep_{report.when}", report)
+    return run
 
 
 # -- data of a test's own -------------------------------------------------------------------

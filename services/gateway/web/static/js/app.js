@@ -108,11 +108,12 @@ function renderHeader() {
         h(
           "a",
           { href: "/cart", class: "cart-link", "aria-current": starts("/cart") ? "page" : null },
-          h("span", { class: "cart-icon", "aria-hidden": "true" }, "🛒"),
-          " My Cart (",
-          h("span", { id: "cart-count" }, String(cartCount)),
-          h("span", { class: "visually-hidden" }, " items"),
-          ")",
+          h(
+            "svg:svg",
+            { class: "cart-icon", viewBox: "0 0 24 24", "aria-hidden": "true", focusable: "false" },
+            h("svg:path", { d: "M3 3h2.6l2.2 11.1a2 2 0 0 0 2 1.6h7.7a2 2 0 0 0 2-1.5L21 7H6.3M10 20.5a1.5 1.5 0 1 1-3 0 1.5 1.5 0 0 1 3 0Zm9 0a1.5 1.5 0 1 1-3 0 1.5 1.5 0 0 1 3 0Z", fill: "none", stroke: "currentColor", "stroke-width": "2", "stroke-linejoin": "round" }),
+          ),
+          h("span", {}, "My Cart (", h("span", { id: "cart-count" }, String(cartCount)), h("span", { class: "visually-hidden" }, " items"), ")"),
         ),
       ),
       app.me

@@ -14,8 +14,8 @@ const PATHS = {
   summary: (n) => `/accounts/${enc(n)}/summary`,
   consumption: (n) => `/accounts/${enc(n)}/consumption`,
   preferences: (n) => `/accounts/${enc(n)}/preferences`,
-  addressRequests: (n) => `/accounts/${enc(n)}/address-requests`,
-  cancelAddress: (n, id) => `/accounts/${enc(n)}/address-requests/${enc(id)}`,
+  addressRequests: (n) => `/accounts/${enc(n)}/address-changes`,
+  cancelAddress: (n, id) => `/address-changes/${enc(id)}`,
   autopay: (n) => `/accounts/${enc(n)}/autopay`,
   cardSetup: (n) => `/accounts/${enc(n)}/autopay/card-setups`,
   bill: (b) => `/bills/${enc(b)}`,
@@ -614,7 +614,7 @@ async function autopayPage({ params, query, app }) {
   // Back from the processor's "save a card" page.
   if (query.get("card_token") && query.get("status") === "succeeded") {
     try {
-      await post(PATHS.autopay(n), { card_token: query.get("card_token") });
+      await put(PATHS.autopay(n), { card_token: query.get("card_token") });
       messages.push(alertBox("Automatic payments are on. We will email you before each charge.", "success"));
     } catch (err) {
       messages.push(alertBox(err.message));
@@ -640,7 +640,7 @@ async function autopayPage({ params, query, app }) {
         click: async (event) => {
           event.target.disabled = true;
           try {
-            const data = await post(PATHS.cardSetup(n), { return_url: `${location.origin}${base}` });
+            const data = await post(PATHS.cardSetup(n), {});
             location.assign(data.setup_url);
           } catch (err) {
             event.target.disabled = false;
