@@ -329,8 +329,9 @@ function focusField(id) {
 /**
  * Wires a form: on submit, validates with `check(values)` (returns field errors), then awaits
  * `submit(values)`. ApiErrors become field errors; the button is busy while waiting.
+ * `options.pair` names the fields a field-less 422 is about (account + customer number).
  */
-export function onSubmit(formEl, submit, check = null) {
+export function onSubmit(formEl, submit, check = null, options = {}) {
   formEl.setAttribute("novalidate", "");
   formEl.addEventListener("submit", async (event) => {
     event.preventDefault();
@@ -355,7 +356,16 @@ export function onSubmit(formEl, submit, check = null) {
           const wait = err.retryAfter ? ` Please wait ${Math.ceil(Number(err.retryAfter) / 60) || 1} minute(s).` : "";
           message = `${err.detail || "Too many attempts."}${wait}`;
         }
-        showErrors(formEl, err.errors, message);
+        let errors = err.errors;
+        // "No account matches these values" names no field: it concerns the pair of numbers.
+        if (err.status === 422 && !Object.keys(errors).length && options.pair) {
+          const shown = options.pair.filter((name) => {
+            const box = formEl.querySelector(`[data-field="${name}"]`);
+            return box && !box.closest("[hidden]");
+          });
+          errors = Object.fromEntries(shown.map((name) => [name, err.detail || err.title]));
+        }
+        showErrors(formEl, errors, message);
       } else {
         showErrors(formEl, {}, "Something went wrong. Please try again.");
         console.error(err);

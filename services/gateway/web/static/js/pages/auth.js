@@ -269,7 +269,7 @@ async function registerPage({ app }) {
         errors[v.account_number ? "customer_id" : "account_number"] = "Enter both the account number and the customer number, or neither.";
       }
       return errors;
-    },
+    },    { pair: ["account_number", "customer_id"] },
   );
   return h("div", { class: "card narrow-wide" }, pageHeader("Register", "Create your user ID for the city’s self-service portal."), form, h("p", {}, "Already registered? ", h("a", { href: "/sign-in" }, "Sign in"), "."));
 }

@@ -433,6 +433,7 @@ async function quickPayPage({ app }) {
       document.getElementById("qp-h").focus();
     },
     (v) => requireFields(v, { account_number: "account number", customer_id: "customer number" }),
+    { pair: ["account_number", "customer_id"] },
   );
   return [
     pageHeader("Quick pay", "Pay a utility bill without registering. You need the account number and the customer number from your bill."),

@@ -313,6 +313,7 @@ async function newLinkPage({ query, app }) {
       if (v.type === "customer") return requireFields(v, { customer_number: "customer ID or account number", name: "name as printed on your bill" });
       return requireFields(v, { account_number: "account number", customer_id: "customer number" });
     },
+    { pair: ["account_number", "customer_id", "customer_number", "name"] },
   );
   return [
     pageHeader("Link to account", "Enter the values from your bill. We check them against the city’s records.", [["/settings", "Account settings"], [null, "Link to account"]]),

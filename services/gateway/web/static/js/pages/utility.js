@@ -108,6 +108,7 @@ async function searchPage({ app, query }) {
       await app.refreshMe();
     },
     (v) => requireFields(v, { account_number: "account number", customer_id: "customer number" }),
+    { pair: ["account_number", "customer_id"] },
   );
   return [
     pageHeader("Utility billing", "Enter the account number and customer number from the top of your bill."),
