@@ -219,11 +219,12 @@ class ServiceDirectory:
 
     def set_context(self, **values: Any) -> None:
         """Context data sent with every following call: actor, correlation_id."""
+        # `context_data` is a fresh copy on every read; the worker's own dict is `data`.
         for key, value in values.items():
             if value is None:
-                self._worker_ctx.context_data.pop(key, None)
+                self._worker_ctx.data.pop(key, None)
             else:
-                self._worker_ctx.context_data[key] = value
+                self._worker_ctx.data[key] = value
 
     def with_timeout(self, timeout: float) -> ServiceDirectory:
         return ServiceDirectory(self._worker_ctx, self._reply_listener, timeout)

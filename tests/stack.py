@@ -6,9 +6,10 @@
     def test_health(stack):
         assert requests.get(stack.base_url + "/api/v1/health").status_code == 200
 
-`Stack.start()` creates a RabbitMQ vhost of its own and fresh stores (a new
-PostgreSQL database by default, or SQLite files under a temporary
-MUNIPORTAL_VAR with ``database="sqlite"``), runs ``muniportal-ops migrate``,
+`Stack.start()` creates a RabbitMQ vhost of its own and fresh stores (SQLite
+files under a temporary MUNIPORTAL_VAR by default: a PostgreSQL stack holds some
+50 connections, half of a default server's limit; ``database="postgresql"`` makes
+a new database for it), runs ``muniportal-ops migrate``,
 loads the demo city, then starts as subprocesses: a test SMTP server
 (`shared.testing.SmtpServer`, read it with ``stack.smtp.messages()``), the
 local mailbox API (for ``/dev/mail``), the processor sandbox, a test OpenID
@@ -26,6 +27,8 @@ Nothing is faked: RabbitMQ, PostgreSQL, SMTP and the processor's HTTP are real.
 from __future__ import annotations
 
 import contextlib
+import csv
+import datetime as dt
 import json
 import os
 import signal
@@ -47,6 +50,29 @@ SERVICES = ("identity", "accounts", "billing", "payments", "notifications")
 OIDC_CLIENT = ("portal-tests", "portal-tests-secret")
 SANDBOX_API_KEY = "sk_sandbox_muniportal"
 WEBHOOK_SECRET = "whsec_stack_tests"
+# Demo accounts (account number -> customer ID) that tests may issue bills for.
+DEMO_ACCOUNTS = {
+    "28624": "405583",
+    "45469": "448598",
+    "49876": "487083",
+    "36761": "420499",
+    "77265": "490940",
+    "55956": "493233",
+}
+BILL_COLUMNS = (
+    "bill_number,row_type,bill_type,account_number,customer_id,customer_name,service_address,"
+    "cycle,statement_date,due_date,previous_balance,late_penalty,service_code,meter_number,"
+    "previous_read_date,read_date,previous_reading,reading,usage_units,read_type,description,"
+    "amount,date,reference"
+).split(",")
+# The gateway's per-address throttles in the stack (COUNT/SECONDS).
+THROTTLES = {
+    "THROTTLE_SIGNIN": "30/60",
+    "THROTTLE_REGISTRATION": "30/600",
+    "THROTTLE_LINKING": "30/600",
+    "THROTTLE_QUICKPAY": "30/600",
+    "THROTTLE_RECOVERY": "30/600",
+}
 
 
 class StackError(RuntimeError):
@@ -104,7 +130,7 @@ class Stack:
         self,
         directory: Path | str | None = None,
         *,
-        database: str = "postgresql",
+        database: str = "sqlite",
         env: dict[str, str] | None = None,
         health_timeout: float = 120.0,
     ) -> None:
@@ -128,6 +154,7 @@ class Stack:
         self.smtp: testing.SmtpServer | None = None
         self.env: dict[str, str] = {}
         self.processes: dict[str, _Process] = {}
+        self._bill_counter = 0
         self._cleanup = contextlib.ExitStack()
 
     # -- life cycle ----------------------------------------------------------------------
@@ -210,6 +237,7 @@ class Stack:
             # Browser tests all come from 127.0.0.1: the gateway's own throttles are what
             # the API tests exercise (per X-Forwarded-For address, trusted here).
             TRUST_FORWARDED_FOR="true",
+            **THROTTLES,
             IDENTITY_REGISTER_IP_LIMIT="1000",
             IDENTITY_REGISTER_EMAIL_LIMIT="20",
             IDENTITY_SIGNIN_IP_LIMIT="1000",
@@ -382,6 +410,12 @@ class Stack:
 
     # -- helpers for tests ---------------------------------------------------------------
 
+    def store_url(self, service: str) -> str:
+        """The database URL of a service's store in this stack."""
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{self.directory / 'var' / (service + '.db')}"
+
     def log(self, name: str) -> str:
         return self.processes[name].tail(20000)
 
@@ -400,6 +434,62 @@ class Stack:
             timeout=timeout,
             what=f"an email to {address} about {subject_contains!r}",
         )
+
+    def issue_bills(
+        self, account_number: str, *amounts: str, customer_id: str | None = None
+    ) -> list[str]:
+        """Import new open bills for a demo account (``muniportal-ops import bills``).
+
+        Each gets a bill number of its own, so a test that pays them changes nothing
+        another test reads. Returns the bill numbers. Demo accounts with customers:
+        ``DEMO_ACCOUNTS``.
+        """
+        customer = customer_id or DEMO_ACCOUNTS[account_number]
+        self._bill_counter += len(amounts)
+        first = 700000 + self.gateway_port % 1000 * 1000 + self._bill_counter - len(amounts)
+        numbers = [str(first + i) for i in range(len(amounts))]
+        path = self.directory / f"bills-{numbers[0]}.csv"
+        with open(path, "w", newline="") as fh:
+            out = csv.writer(fh)
+            out.writerow(BILL_COLUMNS)
+            today = dt.date.today()
+            for number, amount in zip(numbers, amounts, strict=True):
+                row = dict.fromkeys(BILL_COLUMNS, "")
+                row.update(
+                    bill_number=number,
+                    row_type="bill",
+                    bill_type="UTILITY",
+                    account_number=account_number,
+                    customer_id=customer,
+                    customer_name="TEST RESIDENT",
+                    service_address="1 TEST ST, PLEASANTON, CA 94566",
+                    cycle="1",
+                    statement_date=(today - dt.timedelta(days=5)).isoformat(),
+                    due_date=(today + dt.timedelta(days=25)).isoformat(),
+                    previous_balance="0.00",
+                    late_penalty="no",
+                )
+                out.writerow([row[c] for c in BILL_COLUMNS])
+                charge = dict.fromkeys(BILL_COLUMNS, "")
+                charge.update(
+                    bill_number=number,
+                    row_type="charge",
+                    service_code="10000",
+                    description="PLEASANTON WATER FIXED CHARGE",
+                    amount=amount,
+                )
+                out.writerow([charge[c] for c in BILL_COLUMNS])
+        done = subprocess.run(
+            [str(BIN / "muniportal-ops"), "import", "bills", str(path)],
+            cwd=ROOT,
+            env=self.env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        if done.returncode != 0:
+            raise StackError(f"bill import failed: {done.stdout[-2000:]}{done.stderr[-2000:]}")
+        return numbers
 
     def sandbox(self, method: str, path: str, body: Any = None) -> Any:
         """Call the processor sandbox's API (e.g. GET /sandbox/webhooks)."""
@@ -423,20 +513,36 @@ def running_stack(**options: Any) -> Iterator[Stack]:
         stack.stop()
 
 
+_SHARED: dict[str, list[Any]] = {}
+
+
 def stack_fixture(scope: str = "session", **options: Any) -> Callable[..., Any]:
-    """A pytest fixture yielding a started `Stack`; failures to start fail the tests."""
+    """A pytest fixture yielding a started `Stack`; failures to start fail the tests.
+
+    Fixtures made with the same options share one stack while any of them is in use
+    (tests/gateway and tests/browser in one session start the portal once).
+    """
     import pytest
+
+    key = json.dumps(options, sort_keys=True, default=str)
 
     @pytest.fixture(scope=scope)
     def stack(tmp_path_factory: Any) -> Iterator[Stack]:
-        directory = tmp_path_factory.mktemp("stack")
+        entry = _SHARED.get(key)
+        if entry is None:
+            directory = tmp_path_factory.mktemp("stack")
+            try:
+                started = Stack(directory, **options).start()
+            except (StackError, testing.MissingInfrastructure) as exc:
+                pytest.fail(f"the portal stack did not start: {exc}", pytrace=False)
+            entry = _SHARED[key] = [started, 0]
+        entry[1] += 1
         try:
-            started = Stack(directory, **options).start()
-        except (StackError, testing.MissingInfrastructure) as exc:
-            pytest.fail(f"the portal stack did not start: {exc}", pytrace=False)
-        try:
-            yield started
+            yield entry[0]
         finally:
-            started.stop()
+            entry[1] -= 1
+            if entry[1] == 0:
+                del _SHARED[key]
+                entry[0].stop()
 
     return stack

@@ -44,7 +44,12 @@ class Runtime:
         self.throttle = Throttle(settings.throttles)
         self.routes: list[Route] = list(ROUTES)
         self.map = url_map(self.routes)
+        self._security_headers = list(security.security_headers(settings.production).items())
         self._openapi: str | None = None
+        # Schemas are stateless once built; building one per request was a tenth of a read.
+        self._schemas: dict[type, Any] = {}
+        self._matches: dict[tuple[str, str], tuple[str, dict[str, Any]]] = {}
+        self._queries: dict[tuple[type, bytes], Any] = {}
 
     def openapi(self) -> str:
         if self._openapi is None:
@@ -56,7 +61,7 @@ class Runtime:
     # -- the request --------------------------------------------------------------------
 
     def handle(self, request: Request, services: Any) -> Response:
-        rid = security.request_id(request.headers.get(security.REQUEST_ID_HEADER))
+        rid = security.request_id(request.environ.get("HTTP_X_REQUEST_ID"))
         services.set_context(correlation_id=rid)
         path = request.path
         try:
@@ -73,15 +78,28 @@ class Runtime:
         except Exception:
             log.exception("unhandled error in %s %s (request %s)", request.method, path, rid)
             response = problems.response(Problem(500, "An internal error occurred."), rid)
-        for name, value in security.security_headers(self.settings.production).items():
-            response.headers.setdefault(name, value)
+        # werkzeug's `in` on headers raises (and builds) an exception per miss: list once.
+        present = {name.lower() for name, _ in response.headers}
+        for name, value in self._security_headers:
+            if name.lower() not in present:
+                response.headers.add(name, value)
         response.headers[security.REQUEST_ID_HEADER] = rid
         return response
 
+    def _match(self, request: Request) -> tuple[str, dict[str, Any]]:
+        # Routing is a pure function of method and path; hot reads repeat both.
+        key = (request.method, request.path)
+        hit = self._matches.get(key)
+        if hit is None:
+            hit = self.map.bind_to_environ(request.environ).match()
+            if len(self._matches) >= 4096:
+                self._matches.clear()
+            self._matches[key] = hit
+        return hit[0], dict(hit[1])
+
     def _api(self, request: Request, services: Any, rid: str) -> Response:
-        adapter = self.map.bind_to_environ(request.environ)
         try:
-            endpoint, args = adapter.match()
+            endpoint, args = self._match(request)
         except NotFound:
             raise Problem(
                 404, f"There is no API route {request.path}.", code="route_not_found"
@@ -97,10 +115,14 @@ class Runtime:
         ctx = Ctx(self, request, services, rid)
         try:
             result = self._run(route, ctx, args)
+            response = result if isinstance(result, Response) else self._json(route, result)
         except MuniportalError as exc:
-            raise self._problem(exc, ctx) from None
-        response = result if isinstance(result, Response) else self._json(route, result)
-        response.headers.setdefault("Cache-Control", "no-store")
+            response = problems.response(self._problem(exc, ctx), rid)
+        except Problem as problem:
+            response = problems.response(problem, rid)
+        # Set even on errors: a stale session cookie is cleared with its 401.
+        if not any(name.lower() == "cache-control" for name, _ in response.headers):
+            response.headers.add("Cache-Control", "no-store")
         for cookie in ctx.cookies:
             response.set_cookie(**cookie)
         return response
@@ -132,9 +154,9 @@ class Runtime:
         return result
 
     def _check_origin(self, request: Request) -> None:
-        origin = request.headers.get("Origin")
-        if not origin or origin == "null":
-            return
+        origin = request.environ.get("HTTP_ORIGIN")
+        if not origin:
+            return  # not a browser, or a same-origin request of an older one
         allowed = {self._origin(self.settings.public_url), self._origin(request.host_url)}
         if self._origin(origin) not in allowed:
             raise Problem(403, "Cross-site requests are not allowed.", code="cross_origin")
@@ -145,6 +167,8 @@ class Runtime:
         return f"{parts.scheme}://{parts.netloc}".lower()
 
     def _body(self, route: Route, request: Request) -> Any:
+        if route.body is None and not route.raw_body and not request.content_length:
+            return None  # nothing expected, nothing sent: no stream to read
         limit = self.settings.max_webhook_bytes if route.raw_body else self.settings.max_body_bytes
         if request.content_length is not None and request.content_length > limit:
             raise _too_large(limit)
@@ -183,12 +207,31 @@ class Runtime:
                 code="invalid",
                 errors={"body": "must be a JSON object"},
             )
-        return _load(route.body(), data)
+        return _load(self._schema(route.body), data)
 
     def _query(self, route: Route, request: Request) -> dict[str, Any]:
         if route.query is None:
             return {}
-        return _load(route.query(), request.args.to_dict())
+        # Loading is a pure function of the query string: keep the answers of the hot ones.
+        key = (route.query, request.query_string)
+        hit = self._queries.get(key)
+        if hit is None:
+            try:
+                hit = _load(self._schema(route.query), request.args.to_dict())
+            except Problem as problem:
+                hit = problem
+            if len(self._queries) >= 4096:
+                self._queries.clear()
+            self._queries[key] = hit
+        if isinstance(hit, Problem):
+            raise hit
+        return dict(hit)
+
+    def _schema(self, cls: type) -> Any:
+        schema = self._schemas.get(cls)
+        if schema is None:
+            schema = self._schemas[cls] = cls()
+        return schema
 
     @staticmethod
     def _json(route: Route, result: Any) -> Response:

@@ -10,9 +10,46 @@ started before an invalidation from storing its stale answer.
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable, Iterable
 from typing import Any
+
+
+class _Flight:
+    def __init__(self) -> None:
+        self.done = threading.Event()
+        self.value: Any = None
+        self.error: BaseException | None = None
+
+
+class Flights:
+    """One load per key at a time: concurrent readers of a missing entry share it.
+
+    Without this, an entry expiring under 50 concurrent readers sends 50 identical
+    RPCs at once (measured: p99 of seconds while identity and billing caught up).
+    """
+
+    def __init__(self) -> None:
+        self._running: dict[Any, _Flight] = {}
+
+    def run(self, key: Any, load: Callable[[], Any]) -> Any:
+        flight = self._running.get(key)
+        if flight is not None:
+            flight.done.wait()
+            if flight.error is not None:
+                raise flight.error
+            return flight.value
+        flight = self._running[key] = _Flight()
+        try:
+            flight.value = load()
+            return flight.value
+        except BaseException as exc:
+            flight.error = exc
+            raise
+        finally:
+            del self._running[key]
+            flight.done.set()
 
 
 class ReadCache:
@@ -27,20 +64,20 @@ class ReadCache:
         self._dirty_until: dict[str, float] = {}
         self._bill_scopes: dict[str, set[str]] = {}
         self.stats = {"hits": 0, "misses": 0, "bypassed": 0, "invalidations": 0}
+        self._flights = Flights()
 
     def get(self, scope: str, key: Any, load: Callable[[], Any]) -> Any:
         now = self.clock()
-        if self._dirty_until.get(scope, 0) > now:
-            self.stats["bypassed"] += 1
-            return load()
-        entry = self._entries.get(scope, {}).get(key)
-        if entry is not None and entry[0] > now:
-            self.stats["hits"] += 1
-            return entry[1]
-        self.stats["misses"] += 1
+        dirty = self._dirty_until.get(scope, 0) > now
+        if not dirty:
+            entry = self._entries.get(scope, {}).get(key)
+            if entry is not None and entry[0] > now:
+                self.stats["hits"] += 1
+                return entry[1]
+        self.stats["bypassed" if dirty else "misses"] += 1
         generation = self._generation.get(scope, 0)
-        value = load()
-        if self._generation.get(scope, 0) == generation:
+        value = self._flights.run((scope, key, generation), load)
+        if not dirty and self._generation.get(scope, 0) == generation:
             self._entries.setdefault(scope, {})[key] = (self.clock() + self.ttl, value)
             self._index_bills(scope, value)
         return value
@@ -84,12 +121,21 @@ class SessionCache:
         self.ttl = ttl
         self.clock = clock
         self._by_key: dict[str, tuple[float, dict[str, Any]]] = {}
+        self._flights = Flights()
 
     def get(self, key: str) -> dict[str, Any] | None:
         entry = self._by_key.get(key)
         if entry is None or entry[0] <= self.clock():
             return None
         return entry[1]
+
+    def get_or_load(self, key: str, load: Callable[[], dict[str, Any]]) -> dict[str, Any]:
+        """The cached session, or one authentication shared by concurrent requests."""
+        auth = self.get(key)
+        if auth is None:
+            auth = self._flights.run(key, load)
+            self.put(key, auth)
+        return auth
 
     def put(self, key: str, auth: dict[str, Any]) -> None:
         if len(self._by_key) > 50_000:

@@ -21,7 +21,7 @@ class Ctx:
         self.services = services
         self.request_id = request_id
         self.client_ip = security.client_ip(request.environ, self.settings.trust_forwarded_for)
-        self.user_agent = (request.headers.get("User-Agent") or "")[:300] or None
+        self.user_agent = (request.environ.get("HTTP_USER_AGENT") or "")[:300] or None
         self.body: Any = None
         self.query: dict[str, Any] = {}
         self.auth: dict[str, Any] | None = None
@@ -33,6 +33,13 @@ class Ctx:
 
     # -- credentials ---------------------------------------------------------------------
 
+    def cookie(self, name: str) -> str | None:
+        # MultiDict.get builds (and drops) an exception per missing key; `in` does not.
+        if "HTTP_COOKIE" not in self.request.environ:
+            return None  # an API client: nothing to parse
+        cookies = self.request.cookies
+        return cookies[name] if name in cookies else None
+
     @property
     def user_id(self) -> str:
         if self.auth is None:
@@ -43,48 +50,53 @@ class Ctx:
         """Resolve the session (and guest token); enforce the route's auth and CSRF."""
         if route.auth == "none":
             return
-        self._resolve_session()
+        try:
+            self._resolve_session()
+        except MuniportalError as exc:
+            # Public pages (announcements) still answer while identity is down.
+            if route.auth != "optional" or exc.kind != "unavailable":
+                raise
         if route.auth == "cart":
-            self._resolve_guest()
+            self.resolve_guest()
         if route.auth == "user" and self.auth is None:
             raise Problem(401, "Sign in to continue.", code="not_signed_in")
         if self.request.method in UNSAFE:
             self._check_csrf()
 
     def _resolve_session(self) -> None:
-        header = self.request.headers.get("Authorization", "")
+        header = self.request.environ.get("HTTP_AUTHORIZATION") or ""
         token = None
         if header[:7].lower() == "bearer ":
             token = header[7:].strip()
             if not token:
                 raise Problem(401, "The bearer token is empty.", code="session_invalid")
         else:
-            token = self.request.cookies.get(security.SESSION_COOKIE) or None
+            token = self.cookie(security.SESSION_COOKIE) or None
             self.session_from_cookie = token is not None
         if not token:
             return
         key = security.token_key(token)
-        auth = self.runtime.sessions.get(key)
-        if auth is None:
-            try:
-                auth = self.services.identity.authenticate(token)
-            except MuniportalError as exc:
-                if exc.kind != "unauthorized":
-                    raise
-                if self.session_from_cookie:
-                    self.clear_session_cookies()
-                    self.session_from_cookie = False
-                    return  # a stale cookie is "not signed in", not an error
+        try:
+            auth = self.runtime.sessions.get_or_load(
+                key, lambda: self.services.identity.authenticate(token)
+            )
+        except MuniportalError as exc:
+            if exc.kind != "unauthorized":
                 raise
-            self.runtime.sessions.put(key, auth)
+            if self.session_from_cookie:
+                self.clear_session_cookies()
+                self.session_from_cookie = False
+                return  # a stale cookie is "not signed in", not an error
+            raise
         self.auth = auth
         self.token = token
         self.services.set_context(actor=f"user:{auth['user_id']}")
 
-    def _resolve_guest(self) -> None:
-        token = self.request.headers.get("X-Guest-Token")
+    def resolve_guest(self) -> None:
+        """Read the quick-pay guest token (cookie or X-Guest-Token header), if any."""
+        token = self.request.environ.get("HTTP_X_GUEST_TOKEN")
         if not token:
-            token = self.request.cookies.get(security.GUEST_COOKIE)
+            token = self.cookie(security.GUEST_COOKIE)
             self.guest_from_cookie = token is not None
         self.guest = security.read_guest(self.settings.secret, token)
         if self.guest is None:
@@ -93,21 +105,23 @@ class Ctx:
             self.services.set_context(actor=f"guest:{self.guest['g']}")
 
     def _check_csrf(self) -> None:
-        presented = self.request.headers.get("X-CSRF-Token")
-        for used, credential in (
-            (self.session_from_cookie, self.token),
-            (self.guest_from_cookie, self.request.cookies.get(security.GUEST_COOKIE)),
-        ):
-            if (
-                used
-                and credential
-                and not security.csrf_ok(self.settings.secret, credential, presented)
-            ):
-                raise Problem(
-                    403,
-                    "The X-CSRF-Token header is missing or does not match this session.",
-                    code="csrf_failed",
-                )
+        # The credential the request acts with: the session when signed in (a guest
+        # cookie beside it only adds the accounts looked up), else the guest token.
+        if self.token and not self.session_from_cookie:
+            return  # a bearer token: a browser never sends one by itself
+        if self.session_from_cookie:
+            credential = self.token
+        elif self.guest_from_cookie:
+            credential = self.cookie(security.GUEST_COOKIE)
+        else:
+            return  # bearer or guest header: no ambient credential to forge
+        presented = self.request.environ.get("HTTP_X_CSRF_TOKEN")
+        if not credential or not security.csrf_ok(self.settings.secret, credential, presented):
+            raise Problem(
+                403,
+                "The X-CSRF-Token header is missing or does not match this session.",
+                code="csrf_failed",
+            )
 
     # -- cart owner ----------------------------------------------------------------------
 
@@ -165,9 +179,11 @@ class Ctx:
         self._cookie(security.SESSION_COOKIE, token, max_age=max_age)
         self._cookie(security.CSRF_COOKIE, csrf, http_only=False, max_age=max_age)
 
-    def clear_session_cookies(self) -> None:
+    def clear_session_cookies(self, guest_too: bool = False) -> None:
         self._cookie(security.SESSION_COOKIE, "", max_age=0)
         self._cookie(security.CSRF_COOKIE, "", http_only=False, max_age=0)
+        if guest_too:
+            self._cookie(security.GUEST_COOKIE, "", max_age=0)
 
     def csrf_token(self) -> str | None:
         return security.csrf_token(self.settings.secret, self.token) if self.token else None

@@ -35,11 +35,11 @@ class Limit:
 
 
 THROTTLE_DEFAULTS = {
-    "signin": "10/60",
-    "registration": "5/600",
-    "linking": "20/600",
-    "quickpay": "20/600",
-    "recovery": "5/600",
+    "signin": "30/60",
+    "registration": "10/600",
+    "linking": "30/600",
+    "quickpay": "30/600",
+    "recovery": "10/600",
 }
 
 

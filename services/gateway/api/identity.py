@@ -2,15 +2,43 @@
 
 from __future__ import annotations
 
+import logging
 import urllib.parse
 
 from services.gateway import schemas as s
 from services.gateway.problems import Problem
 from services.gateway.routing import route
+from shared.errors import MuniportalError
+
+log = logging.getLogger(__name__)
+
+
+def _take_over_guest_cart(ctx, user_id: str) -> int:
+    """Move a quick-pay cart into the resident's own when they sign in; returns items moved."""
+    ctx.resolve_guest()
+    if ctx.guest is None:
+        return 0
+    guest = f"guest:{ctx.guest['g']}"
+    ctx.services.set_context(actor=f"user:{user_id}")
+    moved = 0
+    try:
+        items = ctx.services.payments.get_cart(guest).get("items", [])
+        for item in items:
+            ctx.services.payments.add_to_cart(
+                f"user:{user_id}", item["bill_number"], item["amount"]
+            )
+            ctx.services.payments.remove_from_cart(guest, item["bill_number"])
+            moved += 1
+    except MuniportalError as exc:  # a bill now in checkout, paid, ...: it stays behind
+        log.info("guest cart not fully taken over at sign-in: %s", exc)
+    return moved
 
 
 def _signed_in(ctx, result: dict, remember_me: bool) -> tuple[int, dict]:
     token = result["token"]
+    user = result.get("user") or {}
+    if user.get("user_id"):
+        _take_over_guest_cart(ctx, user["user_id"])
     ctx.set_session_cookies(token, result.get("expires_at"), remember_me)
     from services.gateway import security
 
@@ -135,7 +163,7 @@ def sign_out(ctx):
 
     ctx.services.identity.sign_out(ctx.token)
     ctx.runtime.sessions.drop(security.token_key(ctx.token))
-    ctx.clear_session_cookies()
+    ctx.clear_session_cookies(guest_too=True)
     return 204, None
 
 
