@@ -378,7 +378,7 @@ export function usageChart(service) {
   const H = 260;
   const left = 48;
   const bottom = 40;
-  const top = 16;
+  const top = 30;
   const plotH = H - bottom - top;
   const step = (W - left - 8) / Math.max(1, periods.length);
   const barW = Math.max(6, Math.min(48, step * 0.6));
@@ -417,7 +417,7 @@ export function usageChart(service) {
     grid,
     h("svg:line", { x1: left, x2: W - 4, y1: top + plotH, y2: top + plotH, class: "chart-axis" }),
     bars,
-    h("svg:text", { x: left + 6, y: top + 4, class: "chart-label" }, service.unit || "units"),
+    h("svg:text", { x: left - 6, y: 14, "text-anchor": "end", class: "chart-label" }, service.unit || "units"),
   );
 }
 
