@@ -477,12 +477,31 @@ def expired_checkout(v: Visit, cfg: dict) -> None:
     assert _cart_count(v) == "1", "the bill stays in the cart"
 
 
+def external_sign_in(v: Visit, cfg: dict) -> None:
+    page = v.page
+    address = f"ext{uuid.uuid4().hex[:8]}@example.org"
+    v.go("/sign-in")
+    v.step("sign in with providers")
+    page.get_by_role("button", name="Sign in with Mock ID").click()
+    page.wait_for_selector("input[name=sub]")
+    page.fill("input[name=sub]", address)
+    page.click("button")
+    page.wait_for_url(re.compile(r"/$"), timeout=20_000)
+    page.get_by_role("heading", level=1, name=re.compile("Welcome")).wait_for()
+    v.settle()
+    v.step("signed in with provider")
+    v.go("/settings")
+    assert address in v.text() and "Signs in with" in v.text()
+    v.step("settings of an external user")
+
+
 SCENARIOS = {
     "resident_journey": resident_journey,
     "general_invoice": general_invoice,
     "quick_pay_on_a_phone": quick_pay_on_a_phone,
     "declined_card": declined_card,
     "expired_checkout": expired_checkout,
+    "external_sign_in": external_sign_in,
 }
 
 

@@ -21,6 +21,11 @@ def test_resident_views_and_pays_a_general_billing_invoice(scenario):
     scenario("general_invoice")
 
 
+def test_resident_signs_in_with_an_external_provider(scenario):
+    """Sign in with the test OpenID Connect provider: a new user, no local password."""
+    scenario("external_sign_in")
+
+
 def test_guest_pays_part_of_a_bill_with_quick_pay_on_a_phone(scenario, new_account):
     """At 360 px: quick pay, a wrong customer number first, then 30.00 of 80.25."""
     scenario("quick_pay_on_a_phone", account=new_account(("80.25",)))
