@@ -480,6 +480,9 @@ def expired_checkout(v: Visit, cfg: dict) -> None:
 def external_sign_in(v: Visit, cfg: dict) -> None:
     page = v.page
     address = f"ext{uuid.uuid4().hex[:8]}@example.org"
+    v.go("/")
+    assert "Welcome to Citizen Self Service" in v.text() and "Announcements" in v.text()
+    v.step("home signed out")
     v.go("/sign-in")
     v.step("sign in with providers")
     page.get_by_role("button", name="Sign in with Mock ID").click()

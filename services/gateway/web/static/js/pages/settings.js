@@ -11,6 +11,8 @@ const PATHS = {
   password: "/me/password",
   email: "/me/email",
   sessions: "/me/sessions",
+  legacyMatches: "/me/legacy-matches",
+  legacyClaims: "/me/legacy-claims",
   session: (id) => `/me/sessions/${encodeURIComponent(id)}`,
 };
 
@@ -215,6 +217,38 @@ async function sessionsSection(rerender) {
   ];
 }
 
+// Earlier registrations (the old portal) with this address: the resident confirms which are theirs.
+async function legacySection(rerender) {
+  let matches;
+  try {
+    matches = items(await get(PATHS.legacyMatches), "matches");
+  } catch {
+    return null;
+  }
+  if (!matches.length) return null;
+  const form = h(
+    "form",
+    { class: "stack" },
+    h("p", {}, "We found earlier registrations with your email address. Choose the ones that are yours: their accounts are linked to your user ID again."),
+    matches.map((m) =>
+      field({
+        name: `legacy-${m.legacy_id}`,
+        label: `User ID ${m.user_id}: account${(m.account_numbers || []).length === 1 ? "" : "s"} ${(m.account_numbers || []).join(", ")}`,
+        type: "checkbox",
+      }),
+    ),
+    submitButton("These are mine"),
+  );
+  onSubmit(form, async (values) => {
+    const ids = matches.filter((m) => values[`legacy-${m.legacy_id}`]).map((m) => m.legacy_id);
+    const result = await post(PATHS.legacyClaims, { legacy_ids: ids });
+    const restored = (result && result.restored) || [];
+    notice(restored.length ? `Linked again: ${restored.join(", ")}.` : "Done: none of them were linked.", "success");
+    rerender();
+  });
+  return card("Earlier registrations", form);
+}
+
 async function settingsPage(ctx) {
   const { app } = ctx;
   const rerender = () => app.navigate(location.pathname + location.search, { replace: true, keepStatus: true });
@@ -236,6 +270,7 @@ async function settingsPage(ctx) {
         me.external_provider ? ["Signs in with", me.external_provider] : null,
       ].filter(Boolean)),
     ),
+    await legacySection(rerender),
     h("section", { class: "card", id: "links", "aria-labelledby": "links-h" }, h("h2", { id: "links-h" }, "Linked accounts"), linksContent),
     h("div", { class: "grid" }, card("Change password", passwordForm(app)), card("Change email address", emailForm(app))),
     h("section", { class: "card", id: "sessions", "aria-labelledby": "sessions-h" }, h("h2", { id: "sessions-h" }, "Where you are signed in"), await sessionsSection(rerender)),
