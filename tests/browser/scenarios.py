@@ -498,6 +498,28 @@ def external_sign_in(v: Visit, cfg: dict) -> None:
     v.step("settings of an external user")
 
 
+def identity_down(v: Visit, cfg: dict) -> None:
+    page = v.page
+    account = Account(**cfg["account"])
+    v.go("/")
+    assert "Announcements" in v.text()
+    v.step("home while sign-in is down")
+    v.go("/sign-in")
+    page.fill("[name=login]", "Demo.Resident")
+    page.fill("[name=password]", "harbor lantern morning 42")
+    page.get_by_role("button", name="Sign in", exact=True).click()
+    page.locator(".error-summary").wait_for(timeout=30_000)
+    assert "unavailable" in page.inner_text(".error-summary").lower()
+    assert page.input_value("[name=login]") == "Demo.Resident", "typed values kept"
+    v.step("sign in while identity is down")
+    v.go("/quick-pay")
+    page.fill("[name=account_number]", account.account_number)
+    page.fill("[name=customer_id]", account.customer_id)
+    page.get_by_role("button", name="Find my bills").click()
+    page.get_by_role("heading", name=f"Account {account.account_number}").wait_for()
+    v.step("quick pay while sign-in is down")
+
+
 SCENARIOS = {
     "resident_journey": resident_journey,
     "general_invoice": general_invoice,
@@ -505,6 +527,7 @@ SCENARIOS = {
     "declined_card": declined_card,
     "expired_checkout": expired_checkout,
     "external_sign_in": external_sign_in,
+    "identity_down": identity_down,
 }
 
 

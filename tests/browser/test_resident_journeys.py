@@ -60,3 +60,21 @@ def test_checkout_expires_after_its_time_and_frees_the_bills(
 ):
     """The countdown runs out: the page says so and the bill stays in the cart."""
     scenario("expired_checkout", account=new_account(("55.55",)), ttl=short_checkouts)
+
+
+@pytest.fixture
+def identity_stopped(stack):
+    """The identity service stopped for one test, then started again."""
+    stack.stop_service("identity")
+    try:
+        yield
+    finally:
+        stack.start_service("identity")
+        stack.wait_healthy(60)
+
+
+def test_public_pages_and_quick_pay_work_while_sign_in_is_down(
+    scenario, new_account, identity_stopped
+):
+    """Identity down: the home page says sign-in is unavailable; quick pay still works."""
+    scenario("identity_down", account=new_account(("12.34",)))

@@ -52,9 +52,17 @@ async function refreshMe() {
     if (data && data.csrf_token) setCsrfToken(data.csrf_token);
     // GET /me answers {user: profile, csrf_token, session}.
     app.me = data && data.user ? { ...data.user, session: data.session } : data;
+    clear(document.getElementById("site-alert"));
   } catch (err) {
     if (!(err instanceof ApiError) || err.status !== 401) console.warn("GET /me", err);
     app.me = null;
+    // Sign-in (identity) down: say so once, while the public pages keep working.
+    const banner = document.getElementById("site-alert");
+    if (banner && err instanceof ApiError && (err.status === 0 || err.status >= 500)) {
+      clear(banner, h("div", { class: "notice notice-error" }, h("p", {}, "Signing in is unavailable right now, so your accounts cannot be shown. Quick pay and public pages still work. Please try again in a few minutes.")));
+    } else if (banner) {
+      clear(banner);
+    }
   }
   renderHeader();
   return app.me;

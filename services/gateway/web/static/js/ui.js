@@ -329,7 +329,8 @@ function focusField(id) {
 /**
  * Wires a form: on submit, validates with `check(values)` (returns field errors), then awaits
  * `submit(values)`. ApiErrors become field errors; the button is busy while waiting.
- * `options.pair` names the fields a field-less 422 is about (account + customer number).
+ * `options.pair` names the fields a field-less 422 is about (account + customer number);
+ * `options.service` names what is unavailable when the API answers 5xx ("Signing in").
  */
 export function onSubmit(formEl, submit, check = null, options = {}) {
   formEl.setAttribute("novalidate", "");
@@ -355,6 +356,9 @@ export function onSubmit(formEl, submit, check = null, options = {}) {
         if (err.status === 429) {
           const wait = err.retryAfter ? ` Please wait ${Math.ceil(Number(err.retryAfter) / 60) || 1} minute(s).` : "";
           message = `${err.detail || "Too many attempts."}${wait}`;
+        }
+        if (err.status === 0 || err.status >= 500) {
+          message = `${options.service || "This service"} is unavailable right now. Nothing was changed: please try again in a few minutes.`;
         }
         let errors = err.errors;
         // "No account matches these values" names no field: it concerns the pair of numbers.

@@ -117,6 +117,7 @@ async function signInPage({ query, app }) {
       }
     },
     (v) => requireFields(v, { login: "user ID or email address", password: "password" }),
+    { service: "Signing in" },
   );
   const messages = [];
   if (query.get("signed_out")) messages.push(alertBox("You have signed out.", "success"));
