@@ -320,6 +320,11 @@ async function handoffPage({ params, app }) {
   ];
 }
 
+function brand(name) {
+  if (!name) return "Card";
+  return name.length <= 4 ? name.toUpperCase() : name.charAt(0).toUpperCase() + name.slice(1);
+}
+
 function receipt(c) {
   const r = c.receipt || {};
   return [
@@ -329,7 +334,7 @@ function receipt(c) {
       dl([
         ["Confirmation number", h("strong", { id: "confirmation-number" }, r.confirmation_number || "")],
         ["Paid", date(r.paid_at)],
-        ["Card", r.card_last4 ? `${r.card_brand || "Card"} ending ${r.card_last4}` : ""],
+        ["Card", r.card_last4 ? `${brand(r.card_brand)} ending ${r.card_last4}` : ""],
         ["Convenience fee", Number(r.convenience_fee) ? money(r.convenience_fee) : null],
         ["Total paid", money(r.amount_total || c.amount_total)],
         ["Receipt emailed to", r.email || c.email],
@@ -374,13 +379,10 @@ async function returnPage({ query, app }) {
     await app.refreshCart();
     if (c.status === "paid") {
       clear(body, receipt(c));
-      notice("Payment complete. Thank you!", "success");
     } else if (c.status === "failed") {
       clear(body, alertBox(c.message || `Your card was declined${c.failure_reason ? ` (${c.failure_reason})` : ""}. Nothing was charged.`), h("p", {}, "The bills are still in your cart. ", h("a", { class: "btn btn-primary", href: "/cart/pay" }, "Try again")));
-      notice("The payment did not go through.", "error");
     } else if (c.status === "expired") {
       clear(body, alertBox(c.message || "The 10 minutes to pay ran out, and nothing was charged."), h("p", {}, "The bills are still in your cart. ", h("a", { class: "btn btn-primary", href: "/cart/pay" }, "Start again")));
-      notice("The payment time ran out.", "error");
     } else if (c.status === "canceled") {
       clear(body, alertBox(c.message || "The payment was cancelled. Nothing was charged.", "info"), h("p", {}, h("a", { href: "/cart" }, "Back to My Cart")));
     } else {
