@@ -483,6 +483,17 @@ def external_sign_in(v: Visit, cfg: dict) -> None:
     v.go("/")
     assert "Welcome to Citizen Self Service" in v.text() and "Announcements" in v.text()
     v.step("home signed out")
+    # Keyboard only: the first Tab reaches the skip link, which moves focus to the content.
+    page.keyboard.press("Tab")
+    assert page.evaluate("() => document.activeElement.textContent") == "Skip to main content"
+    page.keyboard.press("Enter")
+    assert page.evaluate("() => document.activeElement.id") == "main"
+    page.keyboard.press("Tab")
+    focused = page.evaluate("() => document.activeElement.textContent")
+    assert focused == "Sign in", f"the first control in main is the hero's Sign in, not {focused!r}"
+    page.keyboard.press("Enter")
+    page.wait_for_url("**/sign-in")
+    v.settle()
     v.go("/sign-in")
     v.step("sign in with providers")
     page.get_by_role("button", name="Sign in with Mock ID").click()

@@ -150,6 +150,7 @@ let renderToken = 0;
 
 async function render(options = {}) {
   const token = ++renderToken;
+  shown = location.pathname + location.search;
   const page = document.getElementById("page");
   const status = document.getElementById("page-status");
   const found = match(location.pathname);
@@ -219,7 +220,12 @@ document.addEventListener("click", (event) => {
   navigate(url.pathname + url.search);
 });
 
-window.addEventListener("popstate", () => render());
+// A jump to an anchor (the skip link) also fires popstate: only a new path or query re-renders.
+let shown = location.pathname + location.search;
+window.addEventListener("popstate", () => {
+  if (location.pathname + location.search === shown) return;
+  render();
+});
 
 async function start() {
   await Promise.all([refreshMe(), refreshCart()]);
