@@ -65,6 +65,10 @@ class Visit:
         self.page.screenshot(path=str(self.folder / f"{self.steps:02d}-{slug}.png"), full_page=True)
         if axe:
             self.check_accessibility(name)
+        width = self.page.viewport_size["width"]
+        if width <= 400 and self.page.url.startswith(self.base_url):
+            scroll = self.page.evaluate("() => document.documentElement.scrollWidth")
+            assert scroll <= width, f"step {name!r}: the page is {scroll}px wide at {width}px"
 
     def check_accessibility(self, name: str) -> None:
         if not self.page.evaluate("() => typeof window.axe === 'object'"):
@@ -507,6 +511,19 @@ def external_sign_in(v: Visit, cfg: dict) -> None:
     v.go("/settings")
     assert address in v.text() and "Signs in with" in v.text()
     v.step("settings of an external user")
+
+    # Pages reached from emails and links, with bad tokens: clear messages, no errors.
+    for path, expected in (
+        ("/verify-email?token=not-a-token", "Links work once"),
+        ("/unlock?token=not-a-token", "Ask for a new unlock link"),
+        ("/unlock", "Send unlock link"),
+        ("/forgot-user-id", "Email my user ID"),
+        ("/help/bill", "Account Number - Customer Number"),
+        ("/no/such/page", "Page not found"),
+    ):
+        v.go(path)
+        assert expected in v.text(), f"{path}: {expected!r} not shown"
+        v.step(path.strip("/").split("?")[0].replace("/", "-") or "home")
 
 
 def identity_down(v: Visit, cfg: dict) -> None:
