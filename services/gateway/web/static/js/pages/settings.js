@@ -143,6 +143,15 @@ function emailForm(app) {
   return form;
 }
 
+// "Chrome on Linux" rather than the whole user-agent string; the full one is in the title.
+function device(ua) {
+  if (!ua) return "Unknown browser";
+  const browser = [["Edg/", "Edge"], ["Firefox/", "Firefox"], ["Chrome/", "Chrome"], ["Safari/", "Safari"]].find(([k]) => ua.includes(k));
+  const system = [["Android", "Android"], ["iPhone", "iPhone"], ["iPad", "iPad"], ["Windows", "Windows"], ["Mac OS", "macOS"], ["Linux", "Linux"]].find(([k]) => ua.includes(k));
+  if (!browser && !system) return ua.slice(0, 60);
+  return `${browser ? browser[1] : "A browser"}${system ? ` on ${system[1]}` : ""}`;
+}
+
 async function sessionsSection(rerender) {
   let list;
   try {
@@ -157,7 +166,7 @@ async function sessionsSection(rerender) {
       captionHidden: true,
       columns: [
         { label: "Signed in", cell: (s) => date(s.created_at) },
-        { label: "Device", cell: (s) => [s.user_agent || "Unknown browser", s.current ? h("span", { class: "badge" }, "This device") : null] },
+        { label: "Device", cell: (s) => [h("span", { title: s.user_agent || "" }, device(s.user_agent)), s.current ? h("span", { class: "badge" }, "This device") : null] },
         { label: "From", cell: (s) => s.client_ip || "" },
         { label: "Last active", cell: (s) => date(s.last_seen_at) },
         {
