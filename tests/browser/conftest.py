@@ -2,7 +2,7 @@
 
 Provides:
 - ``stack``: every service, the gateway, the processor sandbox and a test SMTP server, as
-  real processes, once per session.
+  real processes, once for the module.
 - ``scenario``: runs one journey of ``tests/browser/scenarios.py`` in a process of its
   own (Playwright's sync API stalls under the eventlet patching of this process),
   driving /usr/bin/chromium (never downloaded). Each step is screenshotted under
@@ -37,7 +37,9 @@ from tests.stack import BIN, ROOT, stack_fixture
 
 CHROMIUM = Path("/usr/bin/chromium")
 SCREENSHOTS = ROOT / "var" / "screenshots"
-stack = stack_fixture(scope="session")
+# Module scope: the stack stops when the browser tests end, before the next module starts
+# its own (two whole stacks at once strain a 2-core machine and PostgreSQL's connections).
+stack = stack_fixture(scope="module")
 
 
 @pytest.fixture
