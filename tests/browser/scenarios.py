@@ -579,6 +579,29 @@ def identity_down(v: Visit, cfg: dict) -> None:
     v.step("quick pay while sign-in is down")
 
 
+def re_registration(v: Visit, cfg: dict) -> None:
+    """The old portal's CITYCSC registers again with the same address: 28624 comes back."""
+    page = v.page
+    user_id = f"back{uuid.uuid4().hex[:8]}"
+    address = "former.resident@example.org"
+    password = "maple window river 31"
+    v.go("/register")
+    page.fill("[name=user_id]", user_id)
+    page.fill("[name=email]", address)
+    page.fill("[name=email_confirm]", address)
+    page.fill("[name=password]", password)
+    page.fill("[name=password_confirm]", password)
+    page.get_by_role("button", name="Register").click()
+    page.get_by_role("heading", name="Check your email").wait_for()
+    page.goto(_link_from(wait_for_mail(cfg, address, "verify"), "/verify-email"))
+    v.settle()
+    assert "linked these accounts again: 28624" in v.text()
+    v.step("earlier registration found")
+    _sign_in(v, user_id, password)
+    assert "Account 28624" in v.text()
+    v.step("home with the restored account")
+
+
 SCENARIOS = {
     "resident_journey": resident_journey,
     "general_invoice": general_invoice,
@@ -587,6 +610,7 @@ SCENARIOS = {
     "expired_checkout": expired_checkout,
     "external_sign_in": external_sign_in,
     "identity_down": identity_down,
+    "re_registration": re_registration,
 }
 
 

@@ -21,6 +21,11 @@ def test_resident_views_and_pays_a_general_billing_invoice(scenario):
     scenario("general_invoice")
 
 
+def test_former_resident_registers_again_and_gets_the_old_account_back(scenario):
+    """The old portal's user with this address: verifying it links account 28624 again."""
+    scenario("re_registration")
+
+
 def test_resident_signs_in_with_an_external_provider(scenario):
     """Sign in with the test OpenID Connect provider: a new user, no local password."""
     scenario("external_sign_in")
