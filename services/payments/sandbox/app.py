@@ -139,11 +139,19 @@ class SandboxApp:
             raise BankError(400, "invalid_json", "the body must be a JSON object")
         return data
 
-    def render(self, template: str, status: int = 200, **context: Any) -> Response:
+    def render(
+        self, template: str, status: int = 200, redirects_to: str | None = None, **context: Any
+    ) -> Response:
         html = TEMPLATES.get_template(template).render(
             merchant=self.merchant, cards=TEST_CARDS, **context
         )
-        return Response(html, status=status, mimetype="text/html", headers=PAGE_HEADERS)
+        headers = dict(PAGE_HEADERS)
+        if redirects_to:
+            # The form's answer is a 303 to the merchant's return URL, and browsers apply
+            # form-action to that redirect too: allow the return URL's origin.
+            parts = urllib.parse.urlsplit(redirects_to)
+            headers["Content-Security-Policy"] += f" {parts.scheme}://{parts.netloc}"
+        return Response(html, status=status, mimetype="text/html", headers=headers)
 
     # -- pages --------------------------------------------------------------------------
 
@@ -205,12 +213,15 @@ class SandboxApp:
             "errors": {},
         }
         if request.method == "GET":
-            return self.render("pay.html", **context)
+            return self.render("pay.html", redirects_to=row["return_url"], **context)
         form = {k: request.form.get(k, "") for k in ("name", "card_number", "expiry", "cvc")}
         entry, errors = read_card_form(form, dt.datetime.now(dt.UTC).date())
         if entry is None:
             return self.render(
-                "pay.html", status=400, **{**context, "form": form, "errors": errors}
+                "pay.html",
+                status=400,
+                redirects_to=row["return_url"],
+                **{**context, "form": form, "errors": errors},
             )
         result = self.bank.complete_setup(sid, entry) if setup else self.bank.pay(sid, entry)
         params = {"session_id": sid, "status": result["status"]}
