@@ -13,6 +13,7 @@ import urllib.request
 from werkzeug.wrappers import Request, Response
 
 from services.gateway.problems import Problem
+from services.gateway.security import DEV_MAIL_CSP
 from services.gateway.settings import Settings
 
 
@@ -33,7 +34,7 @@ def serve(request: Request, settings: Settings) -> Response:
     return Response(
         _page(messages, error),
         content_type="text/html; charset=utf-8",
-        headers={"Cache-Control": "no-store"},
+        headers={"Cache-Control": "no-store", "Content-Security-Policy": DEV_MAIL_CSP},
     )
 
 

@@ -22,6 +22,8 @@ def test_security_headers_on_api_pages_and_errors(stack):
         csp = headers["Content-Security-Policy"]
         script_src = next(p for p in csp.split(";") if p.strip().startswith("script-src"))
         assert "'unsafe-inline'" not in script_src and "'unsafe-eval'" not in script_src
+        style_src = next(p for p in csp.split(";") if p.strip().startswith("style-src"))
+        assert "'unsafe-inline'" not in style_src  # the portal has no inline style either
         assert "frame-ancestors 'none'" in csp
         assert headers["X-Content-Type-Options"] == "nosniff"
         assert headers["Referrer-Policy"] == "same-origin"
@@ -165,6 +167,9 @@ def test_dev_mail_shows_the_local_mailbox(stack):
     page = requests.get(stack.base_url + "/dev/mail", timeout=10)
     assert page.status_code == 200
     assert page.headers["Content-Type"].startswith("text/html")
+    # Emails are styled inline, so only this page allows inline style; never script.
+    csp = page.headers["Content-Security-Policy"]
+    assert "style-src 'self' 'unsafe-inline'" in csp and "script-src 'none'" in csp
     assert "Verify &lt;your&gt; email" in page.text  # escaped, never raw HTML
     assert "<a href='http://localhost:8000/verify-email?token=abc123'>" in page.text
     problem(requests.get(stack.base_url + "/dev/other", timeout=10), 404)
