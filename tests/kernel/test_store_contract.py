@@ -222,10 +222,13 @@ def test_relay_wire_bodies_are_the_envelopes_json(store):
         correlation_id="req-9",
     )
     store.append("w-2", [ev(2)], 0)
+    # Names that need escaping take json.dumps's path, not the plain-string shortcut.
+    store.append('w-"3" é', [ev(3)], 0, actor='staff:"pat"\\x', correlation_id="req\n9")
     wire = store.read_all_wire(0, 10)
     full = store.read_all(0, 10)
     assert [json.loads(w.body) for w in wire] == [e.to_wire() for e in full]
     assert [(w.position, w.event_id, w.type) for w in wire] == [
         (e.position, e.event_id, e.type) for e in full
     ]
-    assert store.read_all_wire(2, 10) == []
+    assert len(wire) == 3
+    assert store.read_all_wire(3, 10) == []
