@@ -17,7 +17,9 @@ import logging
 from collections.abc import Iterator, Mapping
 from typing import Any
 
+import amqp.exceptions
 import eventlet
+import kombu.exceptions
 from kombu import Queue
 from marshmallow import ValidationError
 from nameko.exceptions import RpcTimeout, UnknownService
@@ -104,6 +106,19 @@ class Rpc(NamekoRpc):
 rpc = Rpc.decorator
 
 
+# The broker itself gone (a restart, a network cut): the caller gets Unavailable, not a 500.
+_BROKER_ERRORS = (OSError, kombu.exceptions.OperationalError, amqp.exceptions.ConnectionError)
+
+
+def _broker_down(service: str) -> Unavailable:
+    return Unavailable(
+        f"The {service} service cannot be reached just now (the message broker is "
+        "unavailable); try again in a moment.",
+        code="broker_unavailable",
+        extra={"service": service},
+    )
+
+
 class ServiceClient:
     """Calls one service's methods; every call times out."""
 
@@ -131,6 +146,8 @@ class ServiceClient:
                     code="service_unknown",
                     extra={"service": self._service},
                 ) from None
+            except _BROKER_ERRORS as exc:
+                raise _broker_down(self._service) from exc
 
         return call
 
@@ -187,6 +204,8 @@ class _StandaloneService:
                     code="service_unknown",
                     extra={"service": self._service},
                 ) from None
+            except _BROKER_ERRORS as exc:
+                raise _broker_down(self._service) from exc
 
         return call
 

@@ -73,3 +73,21 @@ def test_error_extras_keep_their_types_over_rpc():
     assert isinstance(back, RateLimited)
     assert back.extra == {"retry_after": 3600, "account_number": "028624"}
     assert back.retry_after == 3600
+
+
+def test_a_broker_that_is_gone_makes_the_call_unavailable_not_a_crash():
+    from shared.rpc import ServiceClient
+
+    class BrokerGone:  # nameko's proxy as seen when the broker resets the connection
+        def __getattr__(self, method):
+            class Method:
+                def call_async(self, *args, **kwargs):
+                    raise ConnectionResetError(104, "Connection reset by peer")
+
+            return Method()
+
+    client = ServiceClient(BrokerGone(), "billing", timeout=1)
+    with pytest.raises(Unavailable) as caught:
+        client.bill("98465")
+    assert caught.value.code == "broker_unavailable"
+    assert caught.value.extra == {"service": "billing"}
