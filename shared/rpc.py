@@ -110,13 +110,30 @@ rpc = Rpc.decorator
 _BROKER_ERRORS = (OSError, kombu.exceptions.OperationalError, amqp.exceptions.ConnectionError)
 
 
-def _broker_down(service: str) -> Unavailable:
-    return Unavailable(
-        f"The {service} service cannot be reached just now (the message broker is "
-        "unavailable); try again in a moment.",
-        code="broker_unavailable",
-        extra={"service": service},
-    )
+@contextlib.contextmanager
+def _as_unavailable(service: str, timeout: float) -> Iterator[None]:
+    """What goes wrong on the way to a service, as one Unavailable naming it."""
+    try:
+        yield
+    except (eventlet.Timeout, RpcTimeout):
+        raise Unavailable(
+            f"The {service} service did not answer within {timeout:g} s.",
+            code="service_timeout",
+            extra={"service": service},
+        ) from None
+    except UnknownService:
+        raise Unavailable(
+            f"The {service} service is not running.",
+            code="service_unknown",
+            extra={"service": service},
+        ) from None
+    except _BROKER_ERRORS as exc:
+        raise Unavailable(
+            f"The {service} service cannot be reached just now (the message broker is "
+            "unavailable); try again in a moment.",
+            code="broker_unavailable",
+            extra={"service": service},
+        ) from exc
 
 
 class ServiceClient:
@@ -131,23 +148,9 @@ class ServiceClient:
         target = getattr(self._proxy, method)
 
         def call(*args: Any, **kwargs: Any) -> Any:
-            try:
+            with _as_unavailable(self._service, self._timeout):
                 with eventlet.Timeout(self._timeout):
                     return target.call_async(*args, **kwargs).result()
-            except eventlet.Timeout:
-                raise Unavailable(
-                    f"The {self._service} service did not answer within {self._timeout:g} s.",
-                    code="service_timeout",
-                    extra={"service": self._service},
-                ) from None
-            except UnknownService:
-                raise Unavailable(
-                    f"The {self._service} service is not running.",
-                    code="service_unknown",
-                    extra={"service": self._service},
-                ) from None
-            except _BROKER_ERRORS as exc:
-                raise _broker_down(self._service) from exc
 
         return call
 
@@ -190,22 +193,8 @@ class _StandaloneService:
         target = getattr(self._proxy, method)
 
         def call(*args: Any, **kwargs: Any) -> Any:
-            try:
+            with _as_unavailable(self._service, self._timeout):
                 return target(*args, **kwargs)
-            except RpcTimeout:
-                raise Unavailable(
-                    f"The {self._service} service did not answer within {self._timeout:g} s.",
-                    code="service_timeout",
-                    extra={"service": self._service},
-                ) from None
-            except UnknownService:
-                raise Unavailable(
-                    f"The {self._service} service is not running.",
-                    code="service_unknown",
-                    extra={"service": self._service},
-                ) from None
-            except _BROKER_ERRORS as exc:
-                raise _broker_down(self._service) from exc
 
         return call
 

@@ -72,19 +72,20 @@ class MailOutbox:
 
     def stop(self, drain: float = 10.0) -> None:
         """No new deliveries; each queued or retrying link gets one last try, within `drain` s."""
-        self._stopping = True
-        self._stop_event.set()
-        self.queue.put(None)
+        self._halt()
         with eventlet.Timeout(drain, False):
             self._drained.wait()
             self.pool.waitall()
 
     def kill(self) -> None:
+        self._halt()
+        for greenlet in list(self.pool.coroutines_running):
+            greenlet.kill()
+
+    def _halt(self) -> None:
         self._stopping = True
         self._stop_event.set()
         self.queue.put(None)
-        for greenlet in list(self.pool.coroutines_running):
-            greenlet.kill()
 
     def run(self) -> None:
         try:
